@@ -1,0 +1,332 @@
+"""NATS JetStream plumbing, written once: connect, topology, publish, and the consume loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+from opentelemetry import trace
+
+from . import subjects
+from .codec import decode, encode
+from .config import BusConfig
+from .errors import ErrorCode, PermanentError, TransientError
+from .ids import derive_id
+from .events import Alert, AlertCode, Event, MessageDeadLettered, Severity
+from .telemetry import correlation_id, extract_context, inject_headers
+
+log = logging.getLogger("tradebus.bus")
+
+MSG_ID = "Nats-Msg-Id"
+DEADLETTER_PAYLOAD_MAX = 64 * 1024
+
+Decoder = Callable[[bytes, str], Any]
+Handler = Callable[[Any], Awaitable[Sequence[Event] | None]]
+
+
+async def connect(cfg: BusConfig, name: str) -> NATS:
+    """Connect and keep reconnecting forever, logging every state change."""
+
+    async def on_error(e: Exception) -> None:
+        log.warning("nats error", extra={"error": repr(e)})
+
+    async def on_disconnected() -> None:
+        log.warning("nats disconnected")
+
+    async def on_reconnected() -> None:
+        log.info("nats reconnected", extra={"server": str(nc.connected_url)})
+
+    async def on_closed() -> None:
+        log.info("nats connection closed")
+
+    opts: dict[str, Any] = {}
+    if cfg.creds_file:
+        opts["user_credentials"] = cfg.creds_file
+    nc = await nats.connect(
+        cfg.url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1,
+        connect_timeout=cfg.connect_timeout_s, allow_reconnect=True,
+        error_cb=on_error, disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected, closed_cb=on_closed, **opts,
+    )
+    log.info("nats connected", extra={"server": str(nc.connected_url)})
+    return nc
+
+
+# --- topology ---------------------------------------------------------------------------
+
+
+def trading_stream_config(cfg: BusConfig) -> api.StreamConfig:
+    return api.StreamConfig(
+        name=subjects.STREAM_TRADING, subjects=[subjects.TRADING_ALL],
+        storage=api.StorageType.FILE, retention=api.RetentionPolicy.LIMITS,
+        max_age=cfg.trading_max_age_days * 86400, duplicate_window=cfg.duplicate_window_s,
+        deny_delete=True, deny_purge=True, allow_direct=True,
+    )
+
+
+def market_stream_config(cfg: BusConfig) -> api.StreamConfig:
+    return api.StreamConfig(
+        name=subjects.STREAM_MARKET, subjects=[subjects.MARKET_ALL],
+        storage=api.StorageType.FILE, retention=api.RetentionPolicy.LIMITS,
+        max_age=cfg.market_max_age_s, max_msgs_per_subject=1000,
+        duplicate_window=min(120, cfg.market_max_age_s), allow_direct=True,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
+    """Create the stream, or bring an existing one to this config. Safe to call every start."""
+    try:
+        await js.stream_info(config.name)  # type: ignore[arg-type]
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+            log.info("stream created", extra={"stream": config.name})
+            return
+        except BadRequestError:  # created concurrently by another service
+            pass
+    await js.update_stream(config)
+
+
+KV_BUCKETS: dict[str, dict[str, Any]] = {
+    subjects.BUCKET_CONTROL: {"history": 16},
+    subjects.BUCKET_ORDER_JOURNAL: {"history": 8},
+    subjects.BUCKET_PAPER_VENUE: {"history": 1},
+    subjects.BUCKET_DEDUP: {"history": 1},
+}
+
+
+async def ensure_kv(js: JetStreamContext, bucket: str, **params: Any) -> KeyValue:
+    try:
+        return await js.key_value(bucket)
+    except (BucketNotFoundError, NotFoundError):
+        return await js.create_key_value(bucket=bucket, storage=api.StorageType.FILE, **params)
+
+
+async def ensure_topology(js: JetStreamContext, cfg: BusConfig, heartbeat_ttl_s: int) -> None:
+    await ensure_stream(js, trading_stream_config(cfg))
+    await ensure_stream(js, market_stream_config(cfg))
+    for bucket, params in KV_BUCKETS.items():
+        await ensure_kv(js, bucket, **params)
+    await ensure_kv(js, subjects.BUCKET_HEALTH, history=1, ttl=heartbeat_ttl_s)
+
+
+# --- publishing -------------------------------------------------------------------------
+
+
+class Bus:
+    """A connected service's view of the bus. Publishing always sets Nats-Msg-Id = event.id."""
+
+    def __init__(self, nc: NATS, cfg: BusConfig, service: str) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.cfg = cfg
+        self.service = service
+        self._kv: dict[str, KeyValue] = {}
+
+    async def publish(self, event: Event, subject: str | None = None) -> api.PubAck:
+        headers = inject_headers({MSG_ID: event.id})
+        subject = subject or subjects.subject_for(event)
+        try:
+            return await self.js.publish(subject, encode(event), headers=headers)
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError,
+                nats.errors.ConnectionClosedError) as e:
+            raise TransientError(f"publish to {subject} failed: {e!r}") from e
+
+    async def publish_all(self, events: Sequence[Event]) -> None:
+        for event in events:
+            await self.publish(event)
+
+    async def kv(self, bucket: str) -> KeyValue:
+        if bucket not in self._kv:
+            self._kv[bucket] = await self.js.key_value(bucket)
+        return self._kv[bucket]
+
+    async def alert(self, severity: Severity, code: AlertCode, message: str,
+                    correlation: str = "", **context: Any) -> None:
+        await self.publish(Alert(
+            severity=severity, source=self.service, code=code, message=message,
+            context=context, correlation_id=correlation, dedup_key=f"{self.service}:{code}",
+        ))
+
+
+# --- consuming --------------------------------------------------------------------------
+
+
+@dataclass
+class Subscription:
+    """One durable pull consumer: what it reads, how to decode it, and the handler."""
+
+    durable: str
+    filter_subjects: list[str]
+    decoder: Decoder
+    handler: Handler
+    stream: str = subjects.STREAM_TRADING
+    max_deliver: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def typed_decoder(type_: Any) -> Decoder:
+    """A decoder for one event type (or Union); the subject is not needed."""
+    return lambda data, _subject: decode(data, type_)
+
+
+def consumer_config(sub: Subscription, cfg: BusConfig) -> api.ConsumerConfig:
+    return api.ConsumerConfig(
+        name=sub.durable, durable_name=sub.durable, filter_subjects=sub.filter_subjects,
+        ack_policy=api.AckPolicy.EXPLICIT, deliver_policy=api.DeliverPolicy.ALL,
+        ack_wait=cfg.ack_wait_s, max_deliver=sub.max_deliver or cfg.max_deliver,
+        max_ack_pending=1000,
+    )
+
+
+class ConsumeLoop:
+    """fetch a batch -> decode -> handler -> publish outputs -> ack. Nothing is dropped:
+
+    * decode/validation failure or PermanentError: dead-letter + alert, then term;
+    * any other error: nak with a delay, until the last delivery, which dead-letters.
+    """
+
+    def __init__(self, bus: Bus, sub: Subscription, tracer: trace.Tracer) -> None:
+        self.bus = bus
+        self.sub = sub
+        self.tracer = tracer
+        self.cfg = bus.cfg
+        self.max_deliver = sub.max_deliver or self.cfg.max_deliver
+        self._psub: JetStreamContext.PullSubscription | None = None
+        self._stopping = asyncio.Event()
+        self._reconnects_seen = 0
+        self.processed = 0
+
+    async def ensure_consumer(self) -> None:
+        await self.bus.js.add_consumer(self.sub.stream, consumer_config(self.sub, self.cfg))
+        self._psub = await self.bus.js.pull_subscribe_bind(
+            self.sub.durable, stream=self.sub.stream)
+        self._reconnects_seen = self.bus.nc.stats["reconnects"]
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        await self.ensure_consumer()
+        while not self._stopping.is_set():
+            try:
+                await self.iterate()
+            except Exception:  # the loop itself must never die: log, back off, rebuild
+                log.exception("consume loop error", extra={"durable": self.sub.durable})
+                await asyncio.sleep(self.cfg.nak_delay_s)
+                await self._rebind_quietly()
+        if self._psub is not None:
+            await self._psub.unsubscribe()
+
+    async def _rebind_quietly(self) -> None:
+        try:
+            await self.ensure_consumer()
+        except Exception as e:
+            log.warning("rebind failed", extra={"durable": self.sub.durable, "error": repr(e)})
+
+    async def iterate(self) -> None:
+        # A pull subscription can go quiet after a server restart (nats.py #504): rebind.
+        if self.bus.nc.stats["reconnects"] != self._reconnects_seen:
+            await self.ensure_consumer()
+        assert self._psub is not None
+        try:
+            msgs = await self._psub.fetch(self.cfg.fetch_batch, timeout=self.cfg.fetch_timeout_s)
+        except nats.errors.TimeoutError:
+            return
+        for msg in msgs:
+            await self.process(msg)
+
+    async def process(self, msg: Msg) -> None:
+        ctx = extract_context(msg.headers)
+        with self.tracer.start_as_current_span(f"consume {self.sub.durable}", context=ctx):
+            try:
+                event = self.sub.decoder(msg.data, msg.subject)
+            except PermanentError as e:
+                await self._dead_letter(msg, e.code, str(e))
+                return
+            except Exception as e:  # a decoder bug is still the message's verdict
+                await self._dead_letter(msg, ErrorCode.SCHEMA_VIOLATION, repr(e))
+                return
+            if event is None:  # the decoder says: nothing to do (e.g. a foreign message)
+                await msg.ack()
+                return
+            await self._handle(msg, event)
+
+    async def _handle(self, msg: Msg, event: Any) -> None:
+        token = correlation_id.set(getattr(event, "correlation_id", "") or getattr(event, "id", ""))
+        try:
+            outputs = await self.sub.handler(event) or ()
+            for out in outputs:
+                _link(out, event)
+                await self.bus.publish(out)
+        except PermanentError as e:
+            await self._dead_letter(msg, e.code, str(e))
+            return
+        except Exception as e:
+            await self._retry_or_dead_letter(msg, e)
+            return
+        finally:
+            correlation_id.reset(token)
+        await msg.ack()
+        self.processed += 1
+
+    async def _retry_or_dead_letter(self, msg: Msg, error: Exception) -> None:
+        deliveries = msg.metadata.num_delivered
+        if deliveries >= self.max_deliver:
+            await self._dead_letter(msg, ErrorCode.MAX_DELIVERIES, repr(error))
+            return
+        log.warning("handler failed, will retry", extra={
+            "durable": self.sub.durable, "subject": msg.subject, "deliveries": deliveries,
+            "error": repr(error)})
+        await msg.nak(delay=self.cfg.nak_delay_s * deliveries)
+
+    async def _dead_letter(self, msg: Msg, reason: ErrorCode, error: str) -> None:
+        meta = msg.metadata
+        dead = MessageDeadLettered(
+            service=self.bus.service, reason=reason, error=error[:2000], subject=msg.subject,
+            stream_seq=meta.sequence.stream, deliveries=meta.num_delivered,
+            payload=msg.data[:DEADLETTER_PAYLOAD_MAX].decode("utf-8", errors="backslashreplace"),
+            headers={k: v for k, v in (msg.headers or {}).items() if isinstance(v, str)},
+        )
+        # Derived id: a redelivered poison message dead-letters once (stream dedup).
+        dead.id = _seq_id(self.sub.stream, self.sub.durable, meta.sequence.stream, "dead")
+        log.error("message dead-lettered", extra={
+            "durable": self.sub.durable, "subject": msg.subject, "reason": reason.value,
+            "stream_seq": meta.sequence.stream, "error": error[:500]})
+        try:
+            await self.bus.publish(dead)
+            alert = Alert(
+                severity=Severity.ERROR, source=self.bus.service, code=AlertCode.DEAD_LETTER,
+                message=f"{reason.value}: {error[:300]}", causation_id=dead.id,
+                context={"subject": msg.subject, "stream_seq": meta.sequence.stream,
+                         "reason": reason.value},
+                dedup_key=f"{self.bus.service}:deadletter:{reason.value}",
+            )
+            alert.id = _seq_id(self.sub.stream, self.sub.durable, meta.sequence.stream, "alert")
+            await self.bus.publish(alert)
+        except Exception as e:  # the copy is not durable: keep the original for a retry
+            log.error("dead-letter publish failed", extra={"error": repr(e)})
+            await msg.nak(delay=self.cfg.nak_delay_s)
+            return
+        await msg.term()
+
+
+def _seq_id(stream: str, durable: str, seq: int, kind: str) -> str:
+    return derive_id(f"{stream}:{durable}:{seq}", kind)
+
+
+def _link(out: Event, cause: Any) -> None:
+    """Derived events carry the originating signal id and the id of the event that caused them."""
+    if not out.causation_id:
+        out.causation_id = getattr(cause, "id", "")
+    if not out.correlation_id:
+        out.correlation_id = getattr(cause, "correlation_id", "") or getattr(cause, "id", "")

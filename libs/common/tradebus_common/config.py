@@ -1,0 +1,185 @@
+"""One TOML file decoded into frozen msgspec Structs (unknown keys are errors that name the key).
+
+Precedence: defaults < TOML file < environment. Any key can be overridden from the
+environment as TRADEBUS__<SECTION>__<KEY> (for example TRADEBUS__BUS__URL or
+TRADEBUS__DATABASE__DSN); values are parsed as TOML scalars when they can be, else strings.
+Secrets are never in the file: they come from the environment or a file named by a `*_env`
+or `*_file` key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .errors import ConfigError
+
+ENV_PREFIX = "TRADEBUS__"
+CONFIG_ENV = "TRADEBUS_CONFIG"
+
+
+class _Cfg(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class BusConfig(_Cfg):
+    url: str = "nats://127.0.0.1:4222"
+    creds_file: str = ""
+    connect_timeout_s: float = 5.0
+    duplicate_window_s: int = 600
+    trading_max_age_days: int = 365
+    market_max_age_s: int = 3600
+    ack_wait_s: int = 30
+    max_deliver: int = 10
+    nak_delay_s: float = 1.0
+    fetch_batch: int = 64
+    fetch_timeout_s: float = 1.0
+
+
+class DatabaseConfig(_Cfg):
+    dsn: str = ""  # empty: `tradebus up` starts an embedded PostgreSQL
+    dsn_env: str = "TRADEBUS_DATABASE_DSN"
+    min_pool: int = 1
+    max_pool: int = 5
+
+
+class VenueConfig(_Cfg):
+    kind: str = "paper"
+    symbols: list[str] = []
+    quote_currency: str = "USDT"
+    taker_fee_rate: Decimal = Decimal("0.001")
+    starting_cash: Decimal = Decimal("100000")
+
+
+class StrategyConfig(_Cfg):
+    enabled: bool = True
+    quantity: Decimal | None = None  # fixed-quantity sizing; None keeps the signal's quantity
+
+
+class RiskConfig(_Cfg):
+    max_notional_per_order: Decimal = Decimal("50000")
+
+
+class AlertingConfig(_Cfg):
+    log_level_min: str = "info"
+
+
+class TelemetryConfig(_Cfg):
+    log_level: str = "INFO"
+    log_format: str = "json"  # json | text
+    traces_exporter: str = "none"  # none | console
+
+
+class RuntimeConfig(_Cfg):
+    heartbeat_interval_s: float = 5.0
+    heartbeat_ttl_s: int = 30
+    drain_timeout_s: float = 10.0
+
+
+class FeedConfig(_Cfg):
+    enabled: bool = True
+    venue: str = "paper"
+    seed: int = 7
+    interval_ms: int = 500
+    volatility_bps: Decimal = Decimal("5")
+    start_prices: dict[str, Decimal] = msgspec.field(
+        default_factory=lambda: {"BTC/USDT": Decimal("50000"), "ETH/USDT": Decimal("3000")}
+    )
+
+
+def _default_venues() -> dict[str, VenueConfig]:
+    return {"paper": VenueConfig(symbols=["BTC/USDT", "ETH/USDT"])}
+
+
+def _default_strategies() -> dict[str, StrategyConfig]:
+    return {"demo": StrategyConfig()}
+
+
+class Config(_Cfg):
+    bus: BusConfig = BusConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    venues: dict[str, VenueConfig] = msgspec.field(default_factory=_default_venues)
+    strategies: dict[str, StrategyConfig] = msgspec.field(default_factory=_default_strategies)
+    risk: RiskConfig = RiskConfig()
+    alerting: AlertingConfig = AlertingConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    feed: FeedConfig = FeedConfig()
+
+    def database_dsn(self) -> str:
+        """The DSN: the config value, else the environment variable named by dsn_env."""
+        return self.database.dsn or os.environ.get(self.database.dsn_env, "")
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def env_overrides(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
+    """TRADEBUS__A__B=x  ->  {"a": {"b": x}}."""
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        if not path:
+            continue
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _parse_scalar(raw)
+    return tree
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, environ: Any = None) -> Config:
+    """Load the config; raise ConfigError naming the bad key or the unreadable file."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get(CONFIG_ENV) or None
+    raw: dict[str, Any] = {}
+    if path:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as e:
+            raise ConfigError(f"config file not found: {path}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}") from e
+    raw = _merge(raw, env_overrides(environ))
+    try:
+        return msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"invalid config{f' in {path}' if path else ''}: {e}") from e
+
+
+def config_paths(type_: type[msgspec.Struct] = Config, prefix: str = "") -> set[str]:
+    """Every settable key as `section.key` (dict-valued sections as `section.*`)."""
+    paths: set[str] = set()
+    for field in msgspec.structs.fields(type_):
+        name = f"{prefix}{field.name}"
+        ftype = field.type
+        if isinstance(ftype, type) and issubclass(ftype, msgspec.Struct):
+            paths |= config_paths(ftype, f"{name}.")
+        else:
+            paths.add(name)
+    return paths
+
+
+def env_name(path: str) -> str:
+    return ENV_PREFIX + "__".join(p.upper() for p in path.split("."))

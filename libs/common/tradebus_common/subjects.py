@@ -1,0 +1,198 @@
+"""The one catalogue of subject, stream, consumer and bucket names. Nothing else spells them.
+
+proto-schemas/subjects.json is generated from CATALOGUE; a test fails when they drift.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from . import events as ev
+
+STREAM_TRADING = "TRADING"
+STREAM_MARKET = "MARKET"
+BUCKET_CONTROL = "control"
+BUCKET_HEALTH = "health"
+BUCKET_ORDER_JOURNAL = "order_journal"
+BUCKET_PAPER_VENUE = "paper_venue"
+BUCKET_DEDUP = "dedup"
+
+TRADING_ALL = "trading.>"
+MARKET_ALL = "md.>"
+
+SIGNAL_ALL = "trading.signal.>"
+INTENT_ALL = "trading.intent.>"
+APPROVED_ALL = "trading.order.approved.>"
+DENIED_ALL = "trading.order.denied.>"
+ORDER_EVENT_ALL = "trading.order.event.>"
+FILL_ALL = "trading.fill.>"
+CONTROL_ALL = "trading.control.>"
+CONTROL_HALT = "trading.control.halt"
+CONTROL_RESUME = "trading.control.resume"
+CONTROL_RECONCILE = "trading.control.reconcile"
+RISK_STATE = "trading.risk.state"
+RECON_REPORT = "trading.recon.report"
+ALERT_ALL = "trading.alert.>"
+DEADLETTER_ALL = "trading.deadletter.>"
+LEDGER_SNAPSHOT_ALL = "trading.ledger.snapshot.>"
+
+CONTROL_STATE_KEY = "state.global"
+
+
+def token(value: str) -> str:
+    """Make a value safe as one subject token: `BTC/USDT` -> `BTC-USDT`."""
+    cleaned = value.replace("/", "-").replace(".", "_").replace(" ", "_")
+    return cleaned.replace("*", "_").replace(">", "_") or "_"
+
+
+def signal(strategy: str) -> str:
+    return f"trading.signal.{token(strategy)}"
+
+
+def intent(strategy: str) -> str:
+    return f"trading.intent.{token(strategy)}"
+
+
+def approved(venue: str) -> str:
+    return f"trading.order.approved.{token(venue)}"
+
+
+def denied(strategy: str) -> str:
+    return f"trading.order.denied.{token(strategy)}"
+
+
+def order_event(venue: str) -> str:
+    return f"trading.order.event.{token(venue)}"
+
+
+def fill(venue: str, symbol: str) -> str:
+    return f"trading.fill.{token(venue)}.{token(symbol)}"
+
+
+def ledger_snapshot(account: str) -> str:
+    return f"trading.ledger.snapshot.{token(account)}"
+
+
+def alert(severity: str, source: str) -> str:
+    return f"trading.alert.{token(severity)}.{token(source)}"
+
+
+def deadletter(service: str) -> str:
+    return f"trading.deadletter.{token(service)}"
+
+
+def control(action: str) -> str:
+    return f"trading.control.{token(action)}"
+
+
+def market(venue: str, symbol: str) -> str:
+    return f"md.{token(venue)}.{token(symbol)}"
+
+
+def venue_positions_rpc(venue: str) -> str:
+    """Request/reply (core NATS, not stored): the venue's current positions."""
+    return f"rpc.venue.{token(venue)}.positions"
+
+
+def health_key(service: str, instance: str) -> str:
+    return f"{token(service)}.{token(instance)}"
+
+
+def subject_for(event: ev.Event) -> str:
+    """Where an event is published. Handlers return events; the bus asks this for the subject."""
+    match event:
+        case ev.Signal():
+            return signal(event.strategy)
+        case ev.OrderIntent():
+            return intent(event.strategy)
+        case ev.OrderApproved():
+            return approved(event.venue)
+        case ev.OrderDenied():
+            return denied(event.strategy)
+        case ev.OrderEvent():
+            return order_event(event.venue)
+        case ev.Fill():
+            return fill(event.venue, event.symbol)
+        case ev.LedgerSnapshot():
+            return ledger_snapshot(event.account)
+        case ev.TradingStateChanged():
+            return RISK_STATE
+        case ev.ControlCommand():
+            return control(event.action.value)
+        case ev.ReconReport():
+            return RECON_REPORT
+        case ev.Alert():
+            return alert(event.severity.value, event.source)
+        case ev.MarketTick():
+            return market(event.venue, event.symbol)
+        case ev.MessageDeadLettered():
+            return deadletter(event.service)
+    raise ValueError(f"no subject for event type {type(event).__name__}")
+
+
+class SubjectSpec(msgspec.Struct, kw_only=True):
+    pattern: str
+    stream: str | None
+    events: list[str]
+    publishers: list[str]
+    consumers: list[str]
+    description: str
+
+
+def _tags(*types: type[ev.Event]) -> list[str]:
+    return [t.__struct_config__.tag for t in types]
+
+
+CATALOGUE: list[SubjectSpec] = [
+    SubjectSpec(pattern="trading.signal.<strategy>", stream=STREAM_TRADING,
+                events=_tags(ev.Signal), publishers=["strategies", "tradebus signal"],
+                consumers=["signal"], description="Signals from strategies, plain JSON."),
+    SubjectSpec(pattern="trading.intent.<strategy>", stream=STREAM_TRADING,
+                events=_tags(ev.OrderIntent), publishers=["signal"], consumers=["risk-gate"],
+                description="Sized order intents awaiting the pre-trade checks."),
+    SubjectSpec(pattern="trading.order.approved.<venue>", stream=STREAM_TRADING,
+                events=_tags(ev.OrderApproved), publishers=["risk-gate"],
+                consumers=["execution-gateway"], description="Orders cleared to send."),
+    SubjectSpec(pattern="trading.order.denied.<strategy>", stream=STREAM_TRADING,
+                events=_tags(ev.OrderDenied), publishers=["risk-gate"], consumers=["users"],
+                description="Intents the risk-gate refused, with a reason code."),
+    SubjectSpec(pattern="trading.order.event.<venue>", stream=STREAM_TRADING,
+                events=_tags(ev.OrderSubmitted, ev.OrderAccepted, ev.OrderRejected,
+                             ev.OrderCanceled, ev.OrderExpired, ev.OrderUnknown),
+                publishers=["execution-gateway"], consumers=["users"],
+                description="Order lifecycle events."),
+    SubjectSpec(pattern="trading.fill.<venue>.<symbol>", stream=STREAM_TRADING,
+                events=_tags(ev.Fill), publishers=["execution-gateway"],
+                consumers=["position-ledger", "users"], description="Executions."),
+    SubjectSpec(pattern="trading.ledger.snapshot.<account>", stream=STREAM_TRADING,
+                events=_tags(ev.LedgerSnapshot), publishers=["position-ledger"],
+                consumers=["users"], description="Equity and positions."),
+    SubjectSpec(pattern="trading.control.halt", stream=STREAM_TRADING,
+                events=_tags(ev.ControlCommand), publishers=["operators", "tradebus halt"],
+                consumers=["risk-gate"],
+                description="Emergency halt. Body: JSON, plain-text reason, or empty."),
+    SubjectSpec(pattern="trading.control.resume", stream=STREAM_TRADING,
+                events=_tags(ev.ControlCommand), publishers=["operators", "tradebus resume"],
+                consumers=["risk-gate"], description="Resume trading; needs an operator."),
+    SubjectSpec(pattern="trading.control.reconcile", stream=STREAM_TRADING,
+                events=_tags(ev.ControlCommand), publishers=["operators", "tradebus reconcile"],
+                consumers=["reconciler"], description="Run a reconciliation now."),
+    SubjectSpec(pattern="trading.risk.state", stream=STREAM_TRADING,
+                events=_tags(ev.TradingStateChanged), publishers=["risk-gate"],
+                consumers=["users"], description="Every trading-state transition, who and why."),
+    SubjectSpec(pattern="trading.recon.report", stream=STREAM_TRADING,
+                events=_tags(ev.ReconReport), publishers=["reconciler"], consumers=["users"],
+                description="Ledger against venue."),
+    SubjectSpec(pattern="trading.alert.<severity>.<source>", stream=STREAM_TRADING,
+                events=_tags(ev.Alert), publishers=["all services"], consumers=["alerting"],
+                description="Alerts, routed by severity."),
+    SubjectSpec(pattern="trading.deadletter.<service>", stream=STREAM_TRADING,
+                events=_tags(ev.MessageDeadLettered), publishers=["all services"],
+                consumers=["operators"], description="Messages a service could not process."),
+    SubjectSpec(pattern="md.<venue>.<symbol>", stream=STREAM_MARKET,
+                events=_tags(ev.MarketTick), publishers=["execution-gateway (demo feed)"],
+                consumers=["execution-gateway", "risk-gate"], description="Market data."),
+    SubjectSpec(pattern="rpc.venue.<venue>.positions", stream=None, events=[],
+                publishers=["reconciler"], consumers=["execution-gateway"],
+                description="Request/reply: the venue's positions (core NATS, not stored)."),
+]
