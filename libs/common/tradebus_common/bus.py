@@ -21,7 +21,7 @@ from .codec import decode, encode
 from .config import BusConfig
 from .errors import ErrorCode, PermanentError, TransientError
 from .ids import derive_id
-from .events import Alert, AlertCode, Event, MessageDeadLettered, Severity
+from .events import Alert, AlertCode, Event, MarketTick, MessageDeadLettered, Severity
 from .telemetry import correlation_id, extract_context, inject_headers
 
 log = logging.getLogger("tradebus.bus")
@@ -29,7 +29,7 @@ log = logging.getLogger("tradebus.bus")
 MSG_ID = "Nats-Msg-Id"
 DEADLETTER_PAYLOAD_MAX = 64 * 1024
 
-Decoder = Callable[[bytes, str], Any]
+Decoder = Callable[[Msg], Any]
 Handler = Callable[[Any], Awaitable[Sequence[Event] | None]]
 
 
@@ -43,7 +43,7 @@ async def connect(cfg: BusConfig, name: str) -> NATS:
         log.warning("nats disconnected")
 
     async def on_reconnected() -> None:
-        log.info("nats reconnected", extra={"server": str(nc.connected_url)})
+        log.info("nats reconnected", extra={"server": _server(nc)})
 
     async def on_closed() -> None:
         log.info("nats connection closed")
@@ -57,8 +57,13 @@ async def connect(cfg: BusConfig, name: str) -> NATS:
         error_cb=on_error, disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected, closed_cb=on_closed, **opts,
     )
-    log.info("nats connected", extra={"server": str(nc.connected_url)})
+    log.info("nats connected", extra={"server": _server(nc)})
     return nc
+
+
+def _server(nc: NATS) -> str:
+    url = nc.connected_url
+    return url.netloc if url else ""
 
 
 # --- topology ---------------------------------------------------------------------------
@@ -145,6 +150,20 @@ class Bus:
         for event in events:
             await self.publish(event)
 
+    async def last_tick(self, venue: str, symbol: str) -> MarketTick | None:
+        """The newest tick on md.<venue>.<symbol>, or None if there is none (or it is unreadable)."""
+        try:
+            raw = await self.js.get_last_msg(subjects.STREAM_MARKET, subjects.market(venue, symbol))
+        except NotFoundError:
+            return None
+        except nats.errors.TimeoutError as e:
+            raise TransientError(f"market data lookup timed out: {e!r}") from e
+        try:
+            return decode(raw.data or b"", MarketTick)
+        except PermanentError:
+            log.warning("unreadable market tick", extra={"venue": venue, "symbol": symbol})
+            return None
+
     async def kv(self, bucket: str) -> KeyValue:
         if bucket not in self._kv:
             self._kv[bucket] = await self.js.key_value(bucket)
@@ -175,8 +194,8 @@ class Subscription:
 
 
 def typed_decoder(type_: Any) -> Decoder:
-    """A decoder for one event type (or Union); the subject is not needed."""
-    return lambda data, _subject: decode(data, type_)
+    """A decoder for one event type (or Union), built once."""
+    return lambda msg: decode(msg.data, type_)
 
 
 def consumer_config(sub: Subscription, cfg: BusConfig) -> api.ConsumerConfig:
@@ -240,7 +259,7 @@ class ConsumeLoop:
         assert self._psub is not None
         try:
             msgs = await self._psub.fetch(self.cfg.fetch_batch, timeout=self.cfg.fetch_timeout_s)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):  # nothing to fetch: the normal case
             return
         for msg in msgs:
             await self.process(msg)
@@ -249,7 +268,7 @@ class ConsumeLoop:
         ctx = extract_context(msg.headers)
         with self.tracer.start_as_current_span(f"consume {self.sub.durable}", context=ctx):
             try:
-                event = self.sub.decoder(msg.data, msg.subject)
+                event = self.sub.decoder(msg)
             except PermanentError as e:
                 await self._dead_letter(msg, e.code, str(e))
                 return
@@ -322,6 +341,16 @@ class ConsumeLoop:
 
 def _seq_id(stream: str, durable: str, seq: int, kind: str) -> str:
     return derive_id(f"{stream}:{durable}:{seq}", kind)
+
+
+def message_id(msg: Msg) -> str:
+    """The message's Nats-Msg-Id, else an id derived from its stream position (stable across
+    redeliveries), for bodies published without one (e.g. by the `nats` CLI)."""
+    given = (msg.headers or {}).get(MSG_ID)
+    if given:
+        return given
+    meta = msg.metadata
+    return derive_id(f"{meta.stream}:seq:{meta.sequence.stream}")
 
 
 def _link(out: Event, cause: Any) -> None:

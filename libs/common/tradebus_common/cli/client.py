@@ -1,0 +1,241 @@
+"""Operator commands that talk to a running stack over NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import msgspec
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import api
+from nats.js.errors import KeyNotFoundError, NotFoundError
+
+from .. import subjects
+from ..bus import MSG_ID
+from ..codec import decode, encode
+from ..config import load_config
+from ..events import (
+    ControlAction,
+    ControlCommand,
+    Event,
+    Heartbeat,
+    OrderType,
+    ReconReport,
+    Side,
+    Signal,
+    TradingStateChanged,
+)
+from ..errors import PermanentError
+from ..ids import derive_id, new_id
+from .render import render
+
+TAIL_SUBJECTS = {"fills": subjects.FILL_ALL, "orders": "trading.order.>",
+                 "alerts": subjects.ALERT_ALL, "all": subjects.TRADING_ALL}
+
+
+class ClientError(Exception):
+    """A problem the operator can fix; printed without a traceback."""
+
+
+def nats_url(args: Any) -> str:
+    if getattr(args, "nats", None):
+        return args.nats
+    if os.environ.get("NATS_URL"):
+        return os.environ["NATS_URL"]
+    return load_config(getattr(args, "config", None)).bus.url
+
+
+@contextlib.asynccontextmanager
+async def connected(args: Any) -> AsyncIterator[NATS]:
+    url = nats_url(args)
+    try:
+        nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=0,
+                                allow_reconnect=False)
+    except Exception as e:
+        raise ClientError(f"cannot reach NATS at {url}: {e!r} (is the stack up? "
+                          f"`make run`, or pass --nats URL)") from e
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+async def publish(nc: NATS, event: Event, subject: str | None = None) -> api.PubAck:
+    subject = subject or subjects.subject_for(event)
+    return await nc.jetstream().publish(subject, encode(event), headers={MSG_ID: event.id})
+
+
+def _decimal(name: str, raw: str | None) -> Decimal | None:
+    if raw is None:
+        return None
+    try:
+        return Decimal(raw)
+    except InvalidOperation as e:
+        raise ClientError(f"--{name} must be a decimal number, got {raw!r}") from e
+
+
+async def cmd_signal(args: Any) -> int:
+    signal = Signal(
+        id=args.id or new_id(), strategy=args.strategy, venue=args.venue, symbol=args.symbol,
+        side=Side(args.side), quantity=_decimal("qty", args.qty),  # type: ignore[arg-type]
+        order_type=OrderType(args.type), limit_price=_decimal("price", args.price),
+    )
+    async with connected(args) as nc:
+        ack = await publish(nc, signal)
+    dup = " (duplicate: already in the stream)" if ack.duplicate else ""
+    print(f"signal {signal.id} published to {subjects.signal(signal.strategy)} "
+          f"(stream seq {ack.seq}){dup}")
+    return 0
+
+
+async def _wait_for(nc: NATS, subject: str, match: Callable[[Any], bool],
+                    timeout_s: float) -> list[Any]:
+    """Collect decoded events on `subject` that match, until timeout; return what arrived."""
+    found: list[Any] = []
+    done = asyncio.Event()
+
+    async def on_msg(msg: Any) -> None:
+        try:
+            event = decode(msg.data)
+        except PermanentError:
+            return
+        if match(event):
+            found.append(event)
+            done.set()
+
+    sub = await nc.subscribe(subject, cb=on_msg)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), timeout_s)
+    finally:
+        await sub.unsubscribe()
+    return found
+
+
+async def _control(args: Any, action: ControlAction, reason: str, operator: str) -> int:
+    cmd = ControlCommand(action=action, reason=reason, operator=operator,
+                         scope=getattr(args, "scope", "global"))
+    expected = derive_id(cmd.id, "state")
+    async with connected(args) as nc:
+        waiter = asyncio.create_task(_wait_for(
+            nc, subjects.RISK_STATE, lambda e: getattr(e, "id", "") == expected, args.timeout))
+        await asyncio.sleep(0)  # let the subscription register before publishing
+        await nc.flush()
+        await publish(nc, cmd)
+        confirmed = await waiter
+    if confirmed:
+        state: TradingStateChanged = confirmed[0]
+        print(f"trading {state.state.value}: {state.reason} (by {state.operator}), "
+              f"confirmed by risk-gate")
+        return 0
+    print(f"{action.value} published; risk-gate did not confirm within {args.timeout}s "
+          f"(it applies the command when it runs)", file=sys.stderr)
+    return 0 if action is ControlAction.HALT else 1
+
+
+async def cmd_halt(args: Any) -> int:
+    return await _control(args, ControlAction.HALT, " ".join(args.reason), args.operator)
+
+
+async def cmd_resume(args: Any) -> int:
+    if not args.operator.strip():
+        raise ClientError("resume needs --operator NAME")
+    return await _control(args, ControlAction.RESUME, args.reason, args.operator)
+
+
+async def cmd_reconcile(args: Any) -> int:
+    cmd = ControlCommand(action=ControlAction.RECONCILE, operator=args.operator,
+                         scope=args.venue or "global", reason="on demand")
+    async with connected(args) as nc:
+        waiter = asyncio.create_task(_wait_for(
+            nc, subjects.RECON_REPORT,
+            lambda e: isinstance(e, ReconReport) and e.causation_id == cmd.id, args.timeout))
+        await asyncio.sleep(0)
+        await nc.flush()
+        await publish(nc, cmd)
+        reports: list[ReconReport] = await waiter
+    if not reports:
+        raise ClientError(f"no reconciliation report within {args.timeout}s "
+                          f"(is the reconciler running?)")
+    for report in reports:
+        print(json.dumps(msgspec.to_builtins(report)) if args.json else render(report))
+    return 0 if all(r.clean for r in reports) else 3
+
+
+async def cmd_tail(args: Any) -> int:
+    subject = TAIL_SUBJECTS[args.what]
+    policy = api.DeliverPolicy.ALL if args.from_start else api.DeliverPolicy.NEW
+    seen = 0
+    async with connected(args) as nc:
+        sub = await nc.jetstream().subscribe(subject, ordered_consumer=True,
+                                             deliver_policy=policy)
+        try:
+            while args.count is None or seen < args.count:
+                msg = await sub.next_msg(timeout=None)
+                print(_render_raw(msg.subject, msg.data), flush=True)
+                seen += 1
+        finally:
+            await sub.unsubscribe()
+    return 0
+
+
+def _render_raw(subject: str, data: bytes) -> str:
+    try:
+        return render(decode(data))
+    except PermanentError:
+        return f"{subject}: {data[:200]!r}"
+
+
+async def _health(nc: NATS) -> list[Heartbeat]:
+    kv = await nc.jetstream().key_value(subjects.BUCKET_HEALTH)
+    try:
+        keys = await kv.keys()
+    except Exception:  # NoKeysError: nothing has heartbeated
+        return []
+    beats = []
+    for key in keys:
+        with contextlib.suppress(KeyNotFoundError, PermanentError):
+            beats.append(decode((await kv.get(key)).value or b"", Heartbeat))
+    return beats
+
+
+async def _state(nc: NATS) -> TradingStateChanged | None:
+    try:
+        kv = await nc.jetstream().key_value(subjects.BUCKET_CONTROL)
+        return decode((await kv.get(subjects.CONTROL_STATE_KEY)).value or b"",
+                      TradingStateChanged)
+    except (KeyNotFoundError, NotFoundError):
+        return None
+
+
+async def _consumers(nc: NATS) -> dict[str, dict[str, int]]:
+    out = {}
+    try:
+        for info in await nc.jetstream().consumers_info(subjects.STREAM_TRADING):
+            out[info.name] = {"pending": info.num_pending or 0,
+                              "ack_pending": info.num_ack_pending or 0,
+                              "redelivered": info.num_redelivered or 0}
+    except NotFoundError:
+        pass
+    return out
+
+
+async def cmd_status(args: Any) -> int:
+    from .services import SERVICE_NAMES
+    from .status import build_status, print_status
+
+    async with connected(args) as nc:
+        status = build_status(SERVICE_NAMES, await _health(nc), await _state(nc),
+                              await _consumers(nc), args.stale_after)
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+    else:
+        print_status(status)
+    return 0 if status["healthy"] else 1

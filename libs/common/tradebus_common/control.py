@@ -1,0 +1,52 @@
+"""Operator control messages. The `nats` CLI must work, so a body may be JSON, plain text
+(the reason) or empty; the action comes from the subject (trading.control.<action>)."""
+
+from __future__ import annotations
+
+import msgspec
+from nats.aio.msg import Msg
+
+from .bus import message_id
+from .errors import ErrorCode, PermanentError
+from .events import ControlAction, ControlCommand
+
+_MAX_REASON = 500
+
+
+class _ControlBody(msgspec.Struct, kw_only=True):
+    reason: str = ""
+    operator: str = ""
+    scope: str = "global"
+    id: str = ""
+
+
+_body_decoder = msgspec.json.Decoder(_ControlBody)
+
+
+def action_from_subject(subject: str) -> ControlAction:
+    name = subject.rsplit(".", 1)[-1]
+    try:
+        return ControlAction(name)
+    except ValueError as e:
+        raise PermanentError(f"unknown control action {name!r}", ErrorCode.INVALID_COMMAND) from e
+
+
+def parse_control(data: bytes, subject: str, default_id: str) -> ControlCommand:
+    action = action_from_subject(subject)
+    text = data.decode("utf-8", errors="replace").strip()
+    if text.startswith("{"):
+        try:
+            body = _body_decoder.decode(data)
+        except msgspec.DecodeError as e:
+            raise PermanentError(f"bad control body: {e}", ErrorCode.INVALID_COMMAND) from e
+    else:
+        body = _ControlBody(reason=text[:_MAX_REASON])
+    return ControlCommand(
+        id=body.id or default_id, action=action, reason=body.reason[:_MAX_REASON],
+        operator=body.operator, scope=body.scope or "global",
+    )
+
+
+def control_decoder(msg: Msg) -> ControlCommand:
+    """A consume-loop decoder for trading.control.* messages."""
+    return parse_control(msg.data, msg.subject, message_id(msg))

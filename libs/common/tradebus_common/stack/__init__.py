@@ -1,0 +1,1 @@
+"""The embedded stack for `tradebus up` and the tests: real nats-server and PostgreSQL."""

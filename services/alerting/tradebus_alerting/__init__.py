@@ -1,0 +1,1 @@
+"""alerting: routes alerts by severity to sinks. The foundation has the log sink."""

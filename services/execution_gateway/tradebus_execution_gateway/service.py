@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from nats.aio.msg import Msg
+
+from tradebus_common import subjects
+from tradebus_common.bus import Bus, Subscription, typed_decoder
+from tradebus_common.config import Config
+from tradebus_common.events import OrderApproved
+from tradebus_common.runtime import ServiceContext, ServiceSpec
+
+from .handlers import ApprovedOrderHandler
+from .venues.base import Venue
+from .venues.paper import PaperVenue
+
+log = logging.getLogger("tradebus.execution_gateway")
+_encoder = msgspec.json.Encoder(decimal_format="string")
+
+
+async def make_venues(config: Config, bus: Bus) -> dict[str, Venue]:
+    venues: dict[str, Venue] = {}
+    kv = await bus.kv(subjects.BUCKET_PAPER_VENUE)
+    for name, venue_cfg in config.venues.items():
+        if venue_cfg.kind != "paper":
+            log.error("venue kind not supported yet; venue disabled",
+                      extra={"venue": name, "kind": venue_cfg.kind})
+            continue
+        paper = PaperVenue(name, venue_cfg, bus, kv)
+        await paper.load()
+        venues[name] = paper
+    return venues
+
+
+async def serve_positions(ctx: ServiceContext, venues: dict[str, Venue]) -> None:
+    """Answer rpc.venue.<venue>.positions (core request/reply) for the reconciler."""
+    for name, venue in venues.items():
+        async def respond(msg: Msg, venue: Venue = venue) -> None:
+            await msg.respond(_encoder.encode(await venue.positions()))
+
+        sub = await ctx.bus.nc.subscribe(subjects.venue_positions_rpc(name), cb=respond)
+        ctx.cleanups.append(sub.unsubscribe)
+
+
+async def build(ctx: ServiceContext) -> None:
+    venues = await make_venues(ctx.config, ctx.bus)
+    journal = await ctx.bus.kv(subjects.BUCKET_ORDER_JOURNAL)
+    await serve_positions(ctx, venues)
+    ctx.subscriptions.append(Subscription(
+        durable="execution-gateway", filter_subjects=[subjects.APPROVED_ALL],
+        decoder=typed_decoder(OrderApproved), handler=ApprovedOrderHandler(venues, journal),
+    ))
+
+
+SPEC = ServiceSpec(name="execution-gateway", build=build)

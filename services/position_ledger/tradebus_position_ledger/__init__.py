@@ -1,0 +1,1 @@
+"""position-ledger: fills into positions and P&L in PostgreSQL, exactly once."""

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+
+from tradebus_common import subjects
+from tradebus_common.bus import Subscription, typed_decoder
+from tradebus_common.errors import ConfigError
+from tradebus_common.events import Event, Fill
+from tradebus_common.runtime import ServiceContext, ServiceSpec
+
+from .migrations import migrate
+from .store import record_fill
+
+log = logging.getLogger("tradebus.position_ledger")
+
+
+async def open_pool(ctx: ServiceContext) -> asyncpg.Pool:
+    dsn = ctx.config.database_dsn()
+    if not dsn:
+        raise ConfigError("position-ledger needs a database: set [database] dsn or "
+                          "TRADEBUS__DATABASE__DSN")
+    db = ctx.config.database
+    pool = await asyncpg.create_pool(dsn, min_size=db.min_pool, max_size=db.max_pool)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    return pool
+
+
+async def build(ctx: ServiceContext) -> None:
+    pool = await open_pool(ctx)
+    ctx.cleanups.append(pool.close)
+
+    async def on_fill(fill: Fill) -> list[Event]:
+        recorded = await record_fill(pool, fill, None)
+        log.info("fill recorded" if recorded else "fill already recorded (no-op)",
+                 extra={"fill_id": fill.id, "venue": fill.venue, "trade_id": fill.trade_id})
+        return []
+
+    ctx.subscriptions.append(Subscription(
+        durable="position-ledger", filter_subjects=[subjects.FILL_ALL],
+        decoder=typed_decoder(Fill), handler=on_fill,
+    ))
+
+
+SPEC = ServiceSpec(name="position-ledger", build=build)

@@ -1,0 +1,1 @@
+"""reconciler: compares the ledger with the venue and reports differences."""

@@ -1,0 +1,1 @@
+"""risk-gate: pre-trade checks and the latched trading state (fail closed)."""

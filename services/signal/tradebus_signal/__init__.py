@@ -1,0 +1,1 @@
+"""signal service: validates strategy signals and turns them into sized order intents."""
