@@ -14,9 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
-from jsonschema import Draft202012Validator
 from tradebus_common.cli.services import SERVICE_NAMES
 from tradebus_common.config import Config, config_paths, env_name, load_config
 from tradebus_common.errors import ConfigError
@@ -54,10 +54,11 @@ def compose() -> dict[str, Any]:
 
 
 @functools.cache
-def compose_validator() -> Draft202012Validator:
+def compose_validator() -> jsonschema.protocols.Validator:
     # check-jsonschema vendors the compose-spec project's own schema: offline, pip-installed.
     vendor = resources.files("check_jsonschema.builtin_schemas.vendor")
-    return Draft202012Validator(json.loads(vendor.joinpath("compose-spec.json").read_text()))
+    schema = json.loads(vendor.joinpath("compose-spec.json").read_text())
+    return jsonschema.validators.validator_for(schema)(schema)
 
 
 def schema_problems(doc: dict[str, Any]) -> list[str]:

@@ -209,6 +209,20 @@ class PositionView(msgspec.Struct, kw_only=True):
     realized_pnl: Decimal = Decimal(0)
 
 
+class PositionChanged(Event, tag="position.changed", kw_only=True):
+    """The ledger committed a fill and this is the position after it."""
+
+    account: str = "default"
+    venue: str
+    symbol: str
+    strategy: str
+    quantity: Decimal
+    avg_price: Decimal
+    realized_pnl: Decimal
+    fees_paid: Decimal = Decimal(0)
+    fill_id: str = ""
+
+
 class LedgerSnapshot(Event, tag="ledger.snapshot", kw_only=True):
     account: str = "default"
     equity: Decimal = Decimal(0)
@@ -301,6 +315,7 @@ AnyEvent = (
     | OrderExpired
     | OrderUnknown
     | Fill
+    | PositionChanged
     | LedgerSnapshot
     | TradingStateChanged
     | ControlCommand

@@ -20,6 +20,7 @@ BUCKET_DEDUP = "dedup"
 TRADING_ALL = "trading.>"
 MARKET_ALL = "md.>"
 
+ORDER_ALL = "trading.order.>"
 SIGNAL_ALL = "trading.signal.>"
 INTENT_ALL = "trading.intent.>"
 APPROVED_ALL = "trading.order.approved.>"
@@ -35,6 +36,8 @@ RECON_REPORT = "trading.recon.report"
 ALERT_ALL = "trading.alert.>"
 DEADLETTER_ALL = "trading.deadletter.>"
 LEDGER_SNAPSHOT_ALL = "trading.ledger.snapshot.>"
+POSITION_ALL = "trading.position.>"
+CONTROL_PREFIX = "trading.control."
 
 CONTROL_STATE_KEY = "state.global"
 
@@ -69,6 +72,10 @@ def fill(venue: str, symbol: str) -> str:
     return f"trading.fill.{token(venue)}.{token(symbol)}"
 
 
+def position(account: str) -> str:
+    return f"trading.position.{token(account)}"
+
+
 def ledger_snapshot(account: str) -> str:
     return f"trading.ledger.snapshot.{token(account)}"
 
@@ -82,7 +89,7 @@ def deadletter(service: str) -> str:
 
 
 def control(action: str) -> str:
-    return f"trading.control.{token(action)}"
+    return f"{CONTROL_PREFIX}{token(action)}"
 
 
 def market(venue: str, symbol: str) -> str:
@@ -113,6 +120,8 @@ def subject_for(event: ev.Event) -> str:
             return order_event(event.venue)
         case ev.Fill():
             return fill(event.venue, event.symbol)
+        case ev.PositionChanged():
+            return position(event.account)
         case ev.LedgerSnapshot():
             return ledger_snapshot(event.account)
         case ev.TradingStateChanged():
@@ -164,6 +173,9 @@ CATALOGUE: list[SubjectSpec] = [
     SubjectSpec(pattern="trading.fill.<venue>.<symbol>", stream=STREAM_TRADING,
                 events=_tags(ev.Fill), publishers=["execution-gateway"],
                 consumers=["position-ledger", "users"], description="Executions."),
+    SubjectSpec(pattern="trading.position.<account>", stream=STREAM_TRADING,
+                events=_tags(ev.PositionChanged), publishers=["position-ledger"],
+                consumers=["users"], description="A position after each committed fill."),
     SubjectSpec(pattern="trading.ledger.snapshot.<account>", stream=STREAM_TRADING,
                 events=_tags(ev.LedgerSnapshot), publishers=["position-ledger"],
                 consumers=["users"], description="Equity and positions."),

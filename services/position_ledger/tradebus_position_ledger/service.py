@@ -7,7 +7,8 @@ import asyncpg
 from tradebus_common import subjects
 from tradebus_common.bus import Subscription, typed_decoder
 from tradebus_common.errors import ConfigError
-from tradebus_common.events import Event, Fill
+from tradebus_common.events import Event, Fill, PositionChanged
+from tradebus_common.ids import derive_id
 from tradebus_common.runtime import ServiceContext, ServiceSpec
 
 from .migrations import migrate
@@ -33,10 +34,16 @@ async def build(ctx: ServiceContext) -> None:
     ctx.cleanups.append(pool.close)
 
     async def on_fill(fill: Fill) -> list[Event]:
-        recorded = await record_fill(pool, fill, None)
-        log.info("fill recorded" if recorded else "fill already recorded (no-op)",
+        pos = await record_fill(pool, fill, None)
+        log.info("fill recorded" if pos else "fill already recorded (no-op)",
                  extra={"fill_id": fill.id, "venue": fill.venue, "trade_id": fill.trade_id})
-        return []
+        if pos is None:
+            return []
+        return [PositionChanged(
+            id=derive_id(fill.id, "position"), account=fill.account, venue=fill.venue,
+            symbol=fill.symbol, strategy=fill.strategy, quantity=pos.quantity,
+            avg_price=pos.avg_price, realized_pnl=pos.realized_pnl, fees_paid=pos.fees_paid,
+            fill_id=fill.id)]
 
     ctx.subscriptions.append(Subscription(
         durable="position-ledger", filter_subjects=[subjects.FILL_ALL],

@@ -27,8 +27,9 @@ ON CONFLICT (account, venue, symbol, strategy) DO UPDATE SET quantity=$5, avg_pr
     realized_pnl=$7, fees_paid=$8, fill_count=$9, updated_at=now()"""
 
 
-async def record_fill(pool: asyncpg.Pool, fill: Fill, stream_seq: int | None) -> bool:
-    """Insert the fill and update its position atomically. False if it was already recorded."""
+async def record_fill(pool: asyncpg.Pool, fill: Fill, stream_seq: int | None) -> Position | None:
+    """Insert the fill and update its position atomically. Returns the new position, or
+    None if the fill was already recorded (a redelivery or a replay: no effect)."""
     key = (fill.account, fill.venue, fill.symbol, fill.strategy)
     async with pool.acquire() as conn, conn.transaction():
         inserted = await conn.fetchval(
@@ -37,9 +38,9 @@ async def record_fill(pool: asyncpg.Pool, fill: Fill, stream_seq: int | None) ->
             fill.quantity, fill.price, fill.fee, fill.fee_currency, fill.liquidity.value,
             fill.reconciliation, fill.correlation_id, fill.ts, stream_seq)
         if inserted is None:
-            return False
+            return None
         row = await conn.fetchrow(_SELECT_POSITION, *key)
         pos = apply_fill(Position(**dict(row)) if row else Position(), fill)
         await conn.execute(_UPSERT_POSITION, *key, pos.quantity, pos.avg_price,
                            pos.realized_pnl, pos.fees_paid, pos.fill_count)
-        return True
+        return pos

@@ -16,7 +16,7 @@ from .state import TradingStateStore
 
 
 def decode_message(msg: Msg) -> Any:
-    if msg.subject.startswith("trading.control."):
+    if msg.subject.startswith(subjects.CONTROL_PREFIX):
         return control_decoder(msg)
     return decode(msg.data, OrderIntent)
 

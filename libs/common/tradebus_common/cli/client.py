@@ -36,7 +36,8 @@ from ..errors import PermanentError
 from ..ids import derive_id, new_id
 from .render import render
 
-TAIL_SUBJECTS = {"fills": subjects.FILL_ALL, "orders": "trading.order.>",
+TAIL_SUBJECTS = {"fills": subjects.FILL_ALL, "orders": subjects.ORDER_ALL,
+                 "positions": subjects.POSITION_ALL,
                  "alerts": subjects.ALERT_ALL, "all": subjects.TRADING_ALL}
 
 

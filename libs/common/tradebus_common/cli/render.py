@@ -16,6 +16,9 @@ def _describe(e: Any) -> str:
         case ev.Fill():
             return (f"FILL      {e.venue} {e.symbol} {e.side.value} {e.quantity} @ {e.price} "
                     f"fee {e.fee} {e.fee_currency} cid={e.client_order_id}")
+        case ev.PositionChanged():
+            return (f"POSITION  {e.venue} {e.symbol} {e.strategy} qty {e.quantity} "
+                    f"avg {e.avg_price} realized {e.realized_pnl}")
         case ev.OrderApproved():
             return (f"APPROVED  {e.venue} {e.symbol} {e.side.value} {e.quantity} "
                     f"cid={e.client_order_id}")
