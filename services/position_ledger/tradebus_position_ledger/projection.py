@@ -1,5 +1,10 @@
-"""Netting-position accounting in exact Decimal: average price, realized P&L net of fees,
-and a flip through zero split into a close and an open."""
+"""Netting-position accounting in exact Decimal: realized P&L net of fees, and a flip through
+zero split into a close and an open.
+
+The position keeps its cost basis (the sum of quantity x price of what is open), not a
+running average: adding to a position is then exact however many fills arrive, and the
+average price is derived (cost / quantity) only when someone asks for it.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,17 @@ ZERO = Decimal(0)
 @dataclass(frozen=True)
 class Position:
     quantity: Decimal = ZERO  # signed: long > 0, short < 0
-    avg_price: Decimal = ZERO
+    cost_basis: Decimal = ZERO  # of the open quantity, always >= 0
     realized_pnl: Decimal = ZERO
     fees_paid: Decimal = ZERO
     fill_count: int = 0
 
+    @property
+    def avg_price(self) -> Decimal:
+        return self.cost_basis / abs(self.quantity) if self.quantity else ZERO
 
-def fee_in_quote(fill: Fill, quote_currency: str | None = None) -> Decimal:
+
+def fee_in_quote(fill: Fill) -> Decimal:
     """A fee charged in the base currency is converted at the fill price."""
     base = fill.symbol.split("/")[0] if "/" in fill.symbol else None
     if base and fill.fee_currency == base:
@@ -34,23 +43,22 @@ def apply_fill(pos: Position, fill: Fill) -> Position:
     pos = replace(pos, realized_pnl=pos.realized_pnl - fee, fees_paid=pos.fees_paid + fee,
                   fill_count=pos.fill_count + 1)
     if pos.quantity == 0 or (pos.quantity > 0) == (signed > 0):
-        return _increase(pos, signed, fill.price)
+        return replace(pos, quantity=pos.quantity + signed,
+                       cost_basis=pos.cost_basis + abs(signed) * fill.price)
     return _reduce(pos, signed, fill.price)
 
 
-def _increase(pos: Position, signed: Decimal, price: Decimal) -> Position:
-    new_qty = pos.quantity + signed
-    avg = (abs(pos.quantity) * pos.avg_price + abs(signed) * price) / abs(new_qty)
-    return replace(pos, quantity=new_qty, avg_price=avg)
-
-
 def _reduce(pos: Position, signed: Decimal, price: Decimal) -> Position:
-    closing = min(abs(signed), abs(pos.quantity))
+    open_qty = abs(pos.quantity)
+    closing = min(abs(signed), open_qty)
     direction = 1 if pos.quantity > 0 else -1
-    realized = pos.realized_pnl + closing * (price - pos.avg_price) * direction
+    closed_cost = pos.cost_basis if closing == open_qty else pos.cost_basis * closing / open_qty
+    realized = pos.realized_pnl + (closing * price - closed_cost) * direction
     new_qty = pos.quantity + signed
     if new_qty == 0:
-        return replace(pos, quantity=ZERO, avg_price=ZERO, realized_pnl=realized)
+        return replace(pos, quantity=ZERO, cost_basis=ZERO, realized_pnl=realized)
     if (new_qty > 0) == (pos.quantity > 0):  # partly reduced: the average is unchanged
-        return replace(pos, quantity=new_qty, realized_pnl=realized)
-    return replace(pos, quantity=new_qty, avg_price=price, realized_pnl=realized)  # flipped
+        return replace(pos, quantity=new_qty, cost_basis=pos.cost_basis - closed_cost,
+                       realized_pnl=realized)
+    return replace(pos, quantity=new_qty, cost_basis=abs(new_qty) * price,  # flipped
+                   realized_pnl=realized)

@@ -16,15 +16,15 @@ VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)
 ON CONFLICT DO NOTHING RETURNING fill_id"""
 
 _SELECT_POSITION = """
-SELECT quantity, avg_price, realized_pnl, fees_paid, fill_count FROM positions
+SELECT quantity, cost_basis, realized_pnl, fees_paid, fill_count FROM positions
 WHERE account=$1 AND venue=$2 AND symbol=$3 AND strategy=$4 FOR UPDATE"""
 
 _UPSERT_POSITION = """
-INSERT INTO positions (account, venue, symbol, strategy, quantity, avg_price, realized_pnl,
-    fees_paid, fill_count, updated_at)
-VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9, now())
-ON CONFLICT (account, venue, symbol, strategy) DO UPDATE SET quantity=$5, avg_price=$6,
-    realized_pnl=$7, fees_paid=$8, fill_count=$9, updated_at=now()"""
+INSERT INTO positions (account, venue, symbol, strategy, quantity, cost_basis, avg_price,
+    realized_pnl, fees_paid, fill_count, updated_at)
+VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10, now())
+ON CONFLICT (account, venue, symbol, strategy) DO UPDATE SET quantity=$5, cost_basis=$6,
+    avg_price=$7, realized_pnl=$8, fees_paid=$9, fill_count=$10, updated_at=now()"""
 
 
 async def record_fill(pool: asyncpg.Pool, fill: Fill, stream_seq: int | None) -> Position | None:
@@ -41,6 +41,6 @@ async def record_fill(pool: asyncpg.Pool, fill: Fill, stream_seq: int | None) ->
             return None
         row = await conn.fetchrow(_SELECT_POSITION, *key)
         pos = apply_fill(Position(**dict(row)) if row else Position(), fill)
-        await conn.execute(_UPSERT_POSITION, *key, pos.quantity, pos.avg_price,
+        await conn.execute(_UPSERT_POSITION, *key, pos.quantity, pos.cost_basis, pos.avg_price,
                            pos.realized_pnl, pos.fees_paid, pos.fill_count)
         return pos

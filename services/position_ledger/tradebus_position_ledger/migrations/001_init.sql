@@ -29,6 +29,7 @@ CREATE TABLE positions (
     symbol        TEXT NOT NULL,
     strategy      TEXT NOT NULL,
     quantity      NUMERIC NOT NULL DEFAULT 0,
+    cost_basis    NUMERIC NOT NULL DEFAULT 0,  -- exact; avg_price = cost_basis / |quantity|
     avg_price     NUMERIC NOT NULL DEFAULT 0,
     realized_pnl  NUMERIC NOT NULL DEFAULT 0,
     fees_paid     NUMERIC NOT NULL DEFAULT 0,
