@@ -96,3 +96,20 @@ async def test_intent_without_market_price_is_denied(stack, nc, config):
     await publish_raw(nc, "trading.signal.demo", signal_body("no-price", symbol="ETH/USDT"))
     [d] = await denied.wait_for(lambda e: isinstance(e, ev.OrderDenied))
     assert d.reason is ev.DenyReason.NO_MARKET_PRICE
+
+
+async def test_trace_context_and_correlation_flow_from_signal_to_position(stack, nc):
+    await stack.start(*ALL)
+    await set_price(nc, "paper", "BTC/USDT", "1000")
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    fills = await collect(nc, "trading.fill.>")
+    positions = await collect(nc, "trading.position.>")
+    await publish_raw(nc, "trading.signal.demo", signal_body("traced"),
+                      {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+    [position] = await positions.wait_for(lambda e: isinstance(e, ev.PositionChanged))
+    [fill] = fills.events
+    assert fill.correlation_id == position.correlation_id == "traced"
+    assert position.causation_id == fill.id
+    for headers in (fills.headers[0], positions.headers[0]):
+        assert headers["traceparent"].split("-")[1] == trace_id
+        assert headers["Nats-Msg-Id"]

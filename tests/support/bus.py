@@ -20,10 +20,12 @@ class Collector:
     def __init__(self) -> None:
         self.events: list[Any] = []
         self.raw: list[tuple[str, bytes]] = []
+        self.headers: list[dict[str, str]] = []
         self._changed = asyncio.Condition()
 
     async def on_msg(self, msg: Any) -> None:
         self.raw.append((msg.subject, msg.data))
+        self.headers.append(dict(msg.headers or {}))
         try:
             self.events.append(decode(msg.data))
         except PermanentError:

@@ -33,8 +33,8 @@ def run(*fills: Fill, start: Position | None = None) -> Position:
 
 def test_first_buy_opens_a_long_at_the_fill_price() -> None:
     pos = run(fill("buy", "2", "100"))
-    assert pos == Position(quantity=D(2), avg_price=D(100), realized_pnl=D(0),
-                           fees_paid=D(0), fill_count=1)
+    assert (pos.quantity, pos.avg_price, pos.realized_pnl, pos.fees_paid, pos.fill_count) == (
+        D(2), D(100), D(0), D(0), 1)
 
 
 def test_adding_to_a_long_at_another_price_gives_the_weighted_average() -> None:
@@ -155,6 +155,23 @@ def test_decimal_prices_and_fees_stay_exact() -> None:
     pos = run(fill("sell", "2", "0.3"), start=pos)
     assert pos.realized_pnl == D("0")  # 2 * (0.3 - 0.15) - 0.3
     assert str(pos.fees_paid) == "0.3"
+
+
+def test_adding_at_prices_with_a_repeating_average_still_closes_exactly() -> None:
+    pos = run(fill("buy", "1", "100"), fill("buy", "2", "101"))  # average 100.666...
+    assert pos.quantity == D(3)
+    pos = run(fill("sell", "3", "102"), start=pos)
+    assert pos.quantity == 0
+    assert pos.avg_price == 0
+    assert pos.realized_pnl == D(4)  # 3 * 102 - (100 + 202), exactly
+
+
+def test_many_small_fills_then_a_full_close_realize_exactly() -> None:
+    buys = [fill("buy", "0.01", D(30000) + D(n) / 64) for n in range(1, 60)]
+    cost = sum((f.quantity * f.price for f in buys), D(0))
+    pos = run(*buys, fill("sell", "0.59", "31000"))
+    assert pos.quantity == 0
+    assert pos.realized_pnl == D("0.59") * 31000 - cost
 
 
 # --- an independent oracle --------------------------------------------------------------
