@@ -15,7 +15,6 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
-
 from tradebus_common.config import (
     BusConfig,
     Config,
@@ -37,8 +36,9 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
     dsn = os.environ.get("TRADEBUS_TEST_DSN")
     if dsn:  # an external server (CI with a service container, or a developer's own)
         pg = Postgres(Path("/nonexistent"))
-        pg._server = type("External", (), {"get_uri": lambda self: dsn,
-                                            "cleanup": lambda self: None})()
+        pg._server = type(
+            "External", (), {"get_uri": lambda self: dsn, "cleanup": lambda self: None}
+        )()
         yield pg
         return
     # Short path: PostgreSQL's Unix socket path must stay under ~100 characters.
@@ -85,8 +85,9 @@ def make_config(nats_url: str, dsn: str = "", **risk: Decimal) -> Config:
     return Config(
         bus=BusConfig(url=nats_url, nak_delay_s=0.2, fetch_timeout_s=0.5, max_deliver=3),
         database=DatabaseConfig(dsn=dsn),
-        venues={"paper": VenueConfig(symbols=["BTC/USDT", "ETH/USDT"],
-                                     taker_fee_rate=Decimal("0.001"))},
+        venues={
+            "paper": VenueConfig(symbols=["BTC/USDT", "ETH/USDT"], taker_fee_rate=Decimal("0.001"))
+        },
         strategies={"demo": StrategyConfig(), "off": StrategyConfig(enabled=False)},
         risk=RiskConfig(**risk) if risk else RiskConfig(),
         telemetry=TelemetryConfig(log_format="text"),

@@ -11,7 +11,6 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
-
 from tradebus_common import events as ev
 from tradebus_common.cli.services import SERVICE_NAMES
 
@@ -72,13 +71,16 @@ async def _wait_beats(beats, names, started, timeout: float = 45.0) -> None:
 async def test_raw_json_signal_from_plain_nats_py_becomes_fill_and_position(procs, nc, database):
     start, _ = procs
     await start(*SERVICE_NAMES)
-    await publish_event(nc, ev.MarketTick(venue="paper", symbol="BTC/USDT",
-                                          price=Decimal("42000.50")))
+    await publish_event(
+        nc, ev.MarketTick(venue="paper", symbol="BTC/USDT", price=Decimal("42000.50"))
+    )
     fills = await collect(nc, "trading.fill.>")
     positions = await collect(nc, "trading.position.>")
     # What a strategy in any language sends: hand-written JSON, a JSON number for quantity.
-    raw = b'{"id":"e2e-1","strategy":"demo","venue":"paper","symbol":"BTC/USDT",' \
-          b'"side":"buy","quantity":0.25}'
+    raw = (
+        b'{"id":"e2e-1","strategy":"demo","venue":"paper","symbol":"BTC/USDT",'
+        b'"side":"buy","quantity":0.25}'
+    )
     await nc.jetstream().publish("trading.signal.demo", raw)
 
     [fill] = await fills.wait_for(lambda e: isinstance(e, ev.Fill), timeout=20)
@@ -103,10 +105,21 @@ async def test_kill9_ledger_mid_stream_loses_and_doubles_nothing(procs, nc, data
     positions = await collect(nc, "trading.position.>")
     n = 300
     for i in range(n):
-        await publish_event(nc, ev.Fill(
-            venue="paper", symbol="ETH/USDT", strategy="demo", client_order_id=f"c{i}",
-            trade_id=f"k{i}", side=ev.Side.BUY, quantity=Decimal("0.01"),
-            price=Decimal(3000 + i), fee=Decimal("0.01"), fee_currency="USDT"))
+        await publish_event(
+            nc,
+            ev.Fill(
+                venue="paper",
+                symbol="ETH/USDT",
+                strategy="demo",
+                client_order_id=f"c{i}",
+                trade_id=f"k{i}",
+                side=ev.Side.BUY,
+                quantity=Decimal("0.01"),
+                price=Decimal(3000 + i),
+                fee=Decimal("0.01"),
+                fee_currency="USDT",
+            ),
+        )
     await positions.wait_for(lambda e: isinstance(e, ev.PositionChanged), timeout=20)
     started["position-ledger"].kill9()  # mid-stream: most fills are not booked yet
     booked_before_kill = len(positions.events)
@@ -132,9 +145,16 @@ async def test_status_reports_every_service_and_the_state(procs, nats_server):
     start, _ = procs
     await start(*SERVICE_NAMES)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tradebus_common.cli.main", "status", "--json",
-        "--nats", nats_server.url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "tradebus_common.cli.main",
+        "status",
+        "--json",
+        "--nats",
+        nats_server.url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
     status = json.loads(out)

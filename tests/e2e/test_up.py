@@ -12,7 +12,6 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
-
 from tradebus_common import events as ev
 from tradebus_common.stack.servers import free_port
 
@@ -31,7 +30,8 @@ class Up:
     async def start(self) -> str:
         """Start and return the banner once the stack reports it is up."""
         self.proc = await asyncio.create_subprocess_exec(
-            *self.args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            *self.args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
         await asyncio.wait_for(self._read_until("Ctrl-C stops everything"), 120)
         text = "\n".join(self.output)
         assert "not healthy" not in text, text
@@ -64,8 +64,19 @@ async def test_up_trades_stops_cleanly_and_keeps_state_across_restart(tmp_path: 
         nc = await nats.connect(url)
         fills = await collect(nc, "trading.fill.>")
         signal_cmd = await asyncio.create_subprocess_exec(
-            *CLI, "signal", "--nats", url, "--symbol", "BTC/USDT", "--side", "buy",
-            "--qty", "0.01", "--id", "up-1")
+            *CLI,
+            "signal",
+            "--nats",
+            url,
+            "--symbol",
+            "BTC/USDT",
+            "--side",
+            "buy",
+            "--qty",
+            "0.01",
+            "--id",
+            "up-1",
+        )
         assert await signal_cmd.wait() == 0
         [fill] = await fills.wait_for(lambda e: isinstance(e, ev.Fill), timeout=30)
         states = await collect(nc, "trading.risk.state")

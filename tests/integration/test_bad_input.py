@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import pytest
-
 from tradebus_common import events as ev
 from tradebus_common.errors import ErrorCode
 
 from ..support.bus import collect, publish_raw, set_price
 
-GOOD = {"id": "ok", "strategy": "demo", "venue": "paper", "symbol": "BTC/USDT",
-        "side": "buy", "quantity": "0.1"}
+GOOD = {
+    "id": "ok",
+    "strategy": "demo",
+    "venue": "paper",
+    "symbol": "BTC/USDT",
+    "side": "buy",
+    "quantity": "0.1",
+}
 
 CASES = [
     ("malformed", b'{"id": "x", "strategy": ', ErrorCode.MALFORMED_JSON),
@@ -18,8 +23,7 @@ CASES = [
     ("negative", {**GOOD, "id": "neg", "quantity": "-1"}, ErrorCode.INVALID_QUANTITY),
     ("unknown-symbol", {**GOOD, "id": "sym", "symbol": "DOGE/USDT"}, ErrorCode.UNKNOWN_SYMBOL),
     ("missing-field", {"id": "mf", "strategy": "demo"}, ErrorCode.SCHEMA_VIOLATION),
-    ("limit-no-price", {**GOOD, "id": "lp", "order_type": "limit"},
-     ErrorCode.INCONSISTENT_ORDER),
+    ("limit-no-price", {**GOOD, "id": "lp", "order_type": "limit"}, ErrorCode.INCONSISTENT_ORDER),
     ("disabled", {**GOOD, "id": "off", "strategy": "off"}, ErrorCode.STRATEGY_DISABLED),
     ("hostile-bytes", b"\xff\xfe\x00<script>" * 50, ErrorCode.MALFORMED_JSON),
 ]
@@ -47,9 +51,18 @@ async def test_handler_failing_every_time_is_dead_lettered_after_max_deliver(sta
     dead-lettered with MAX_DELIVERIES; nothing is acked silently."""
     await stack.start("position-ledger")
     dead = await collect(nc, "trading.deadletter.>")
-    bad = {"type": "order.filled", "id": "f-zero", "venue": "paper", "symbol": "BTC/USDT",
-           "strategy": "demo", "client_order_id": "c", "trade_id": "t0", "side": "buy",
-           "quantity": "1", "price": "0"}  # price 0 passes the schema, fails the table
+    bad = {
+        "type": "order.filled",
+        "id": "f-zero",
+        "venue": "paper",
+        "symbol": "BTC/USDT",
+        "strategy": "demo",
+        "client_order_id": "c",
+        "trade_id": "t0",
+        "side": "buy",
+        "quantity": "1",
+        "price": "0",
+    }  # price 0 passes the schema, fails the table
     await publish_raw(nc, "trading.fill.paper.BTC-USDT", bad)
     [d] = await dead.wait_for(lambda e: isinstance(e, ev.MessageDeadLettered), timeout=20)
     assert d.reason is ErrorCode.MAX_DELIVERIES

@@ -7,12 +7,10 @@ from tradebus_common import events as ev
 
 from ..support.bus import collect, publish_raw, set_price
 
-SIG = {"strategy": "demo", "venue": "paper", "symbol": "BTC/USDT", "side": "buy",
-       "quantity": "0.1"}
+SIG = {"strategy": "demo", "venue": "paper", "symbol": "BTC/USDT", "side": "buy", "quantity": "0.1"}
 
 
-async def test_plain_text_halt_denies_then_resume_approves_and_latch_survives_restart(
-        stack, nc):
+async def test_plain_text_halt_denies_then_resume_approves_and_latch_survives_restart(stack, nc):
     await stack.start("signal", "risk-gate")
     await set_price(nc, "paper", "BTC/USDT", "30000")
     states = await collect(nc, "trading.risk.state")
@@ -37,8 +35,9 @@ async def test_plain_text_halt_denies_then_resume_approves_and_latch_survives_re
     assert isinstance(denied, ev.OrderDenied) and denied.reason is ev.DenyReason.HALTED
 
     await publish_raw(nc, "trading.control.resume", {"operator": "alice", "reason": "checked"})
-    [active] = await states.wait_for(lambda e: e.state is ev.TradingState.ACTIVE
-                                     and e.operator == "alice")
+    [active] = await states.wait_for(
+        lambda e: e.state is ev.TradingState.ACTIVE and e.operator == "alice"
+    )
     assert active.previous is ev.TradingState.HALTED
     await publish_raw(nc, "trading.signal.demo", {**SIG, "id": "after-resume"})
     [ok] = await outcomes.wait_for(lambda e: e.correlation_id == "after-resume")
@@ -58,8 +57,12 @@ async def test_redelivered_halt_publishes_one_state_change(stack, nc):
     await stack.start("risk-gate")
     states = await collect(nc, "trading.risk.state")
     for _ in range(2):
-        await publish_raw(nc, "trading.control.halt", {"reason": "r", "operator": "bob"},
-                          {"Nats-Msg-Id": "halt-once"})
+        await publish_raw(
+            nc,
+            "trading.control.halt",
+            {"reason": "r", "operator": "bob"},
+            {"Nats-Msg-Id": "halt-once"},
+        )
     await publish_raw(nc, "trading.control.halt", {"reason": "second", "operator": "bob"})
     await states.wait_for(lambda e: e.reason == "second")
     assert len(states.matching(lambda e: e.reason == "r")) == 1

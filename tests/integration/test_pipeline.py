@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import asyncpg
-
 from tradebus_common import events as ev
 from tradebus_common.codec import encode
 
@@ -15,8 +14,15 @@ ALL = ("alerting", "signal", "risk-gate", "execution-gateway", "position-ledger"
 
 
 def signal_body(sid: str, qty: str = "0.5", symbol: str = "BTC/USDT", **extra) -> dict:
-    return {"id": sid, "strategy": "demo", "venue": "paper", "symbol": symbol,
-            "side": "buy", "quantity": qty, **extra}
+    return {
+        "id": sid,
+        "strategy": "demo",
+        "venue": "paper",
+        "symbol": symbol,
+        "side": "buy",
+        "quantity": qty,
+        **extra,
+    }
 
 
 async def position_row(dsn: str, symbol: str = "BTC/USDT") -> asyncpg.Record:
@@ -59,15 +65,31 @@ async def test_same_signal_twice_gives_one_order_and_one_fill(stack, nc, config)
 async def test_redelivered_fill_is_a_no_op(stack, nc, config):
     await stack.start("position-ledger")
     positions = await collect(nc, "trading.position.>")
-    fill = ev.Fill(venue="paper", symbol="BTC/USDT", strategy="demo", client_order_id="c1",
-                   trade_id="t-1", side=ev.Side.BUY, quantity=Decimal("2"),
-                   price=Decimal("100"), fee=Decimal("0.2"), fee_currency="USDT")
+    fill = ev.Fill(
+        venue="paper",
+        symbol="BTC/USDT",
+        strategy="demo",
+        client_order_id="c1",
+        trade_id="t-1",
+        side=ev.Side.BUY,
+        quantity=Decimal("2"),
+        price=Decimal("100"),
+        fee=Decimal("0.2"),
+        fee_currency="USDT",
+    )
     await publish_raw(nc, "trading.fill.paper.BTC-USDT", encode(fill), {"Nats-Msg-Id": fill.id})
     # A redelivery from a replay: a new stream message (different Nats-Msg-Id), same trade id.
     await publish_raw(nc, "trading.fill.paper.BTC-USDT", encode(fill), {"Nats-Msg-Id": "again"})
-    marker = ev.Fill(venue="paper", symbol="ETH/USDT", strategy="demo", client_order_id="c2",
-                     trade_id="t-2", side=ev.Side.SELL, quantity=Decimal("1"),
-                     price=Decimal("10"))
+    marker = ev.Fill(
+        venue="paper",
+        symbol="ETH/USDT",
+        strategy="demo",
+        client_order_id="c2",
+        trade_id="t-2",
+        side=ev.Side.SELL,
+        quantity=Decimal("1"),
+        price=Decimal("10"),
+    )
     await publish_raw(nc, "trading.fill.paper.ETH-USDT", encode(marker))
     # The ledger consumes in order, so once the marker is booked the duplicate was handled.
     await positions.wait_for(lambda e: e.symbol == "ETH/USDT")
@@ -104,8 +126,12 @@ async def test_trace_context_and_correlation_flow_from_signal_to_position(stack,
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     fills = await collect(nc, "trading.fill.>")
     positions = await collect(nc, "trading.position.>")
-    await publish_raw(nc, "trading.signal.demo", signal_body("traced"),
-                      {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+    await publish_raw(
+        nc,
+        "trading.signal.demo",
+        signal_body("traced"),
+        {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+    )
     [position] = await positions.wait_for(lambda e: isinstance(e, ev.PositionChanged))
     [fill] = fills.events
     assert fill.correlation_id == position.correlation_id == "traced"

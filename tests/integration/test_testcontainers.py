@@ -10,7 +10,6 @@ from decimal import Decimal
 import asyncpg
 import nats
 import pytest
-
 from tradebus_common import events as ev
 
 from ..conftest import make_config
@@ -37,8 +36,10 @@ def containers() -> Iterator[tuple[str, str]]:
     from testcontainers.community.nats import NatsContainer
     from testcontainers.community.postgres import PostgresContainer
 
-    with NatsContainer("nats:2.10-alpine", jetstream=True) as nats_c, \
-            PostgresContainer("postgres:16-alpine", driver=None) as pg_c:
+    with (
+        NatsContainer("nats:2.10-alpine", jetstream=True) as nats_c,
+        PostgresContainer("postgres:16-alpine", driver=None) as pg_c,
+    ):
         yield nats_c.nats_uri(), pg_c.get_connection_url()
 
 
@@ -50,9 +51,18 @@ async def test_signal_to_position_on_containers(containers):
         await stack.start("signal", "risk-gate", "execution-gateway", "position-ledger")
         await set_price(nc, "paper", "BTC/USDT", "25000")
         positions = await collect(nc, "trading.position.>")
-        await publish_raw(nc, "trading.signal.demo", {
-            "id": "tc-1", "strategy": "demo", "venue": "paper", "symbol": "BTC/USDT",
-            "side": "buy", "quantity": "0.2"})
+        await publish_raw(
+            nc,
+            "trading.signal.demo",
+            {
+                "id": "tc-1",
+                "strategy": "demo",
+                "venue": "paper",
+                "symbol": "BTC/USDT",
+                "side": "buy",
+                "quantity": "0.2",
+            },
+        )
         await positions.wait_for(lambda e: isinstance(e, ev.PositionChanged), timeout=30)
         conn = await asyncpg.connect(dsn)
         try:

@@ -8,10 +8,9 @@ from typing import Any
 
 import msgspec
 from nats.aio.client import Client as NATS
-
 from tradebus_common.codec import decode, encode
-from tradebus_common.events import Event, MarketTick
 from tradebus_common.errors import PermanentError
+from tradebus_common.events import Event, MarketTick
 
 
 class Collector:
@@ -36,8 +35,9 @@ class Collector:
     def matching(self, pred: Callable[[Any], bool]) -> list[Any]:
         return [e for e in self.events if pred(e)]
 
-    async def wait_for(self, pred: Callable[[Any], bool], timeout: float = 10.0,
-                       count: int = 1) -> list[Any]:
+    async def wait_for(
+        self, pred: Callable[[Any], bool], timeout: float = 10.0, count: int = 1
+    ) -> list[Any]:
         async def _wait() -> list[Any]:
             async with self._changed:
                 await self._changed.wait_for(lambda: len(self.matching(pred)) >= count)
@@ -47,8 +47,10 @@ class Collector:
             return await asyncio.wait_for(_wait(), timeout)
         except TimeoutError as e:
             seen = [type(x).__name__ for x in self.events][-20:]
-            raise AssertionError(f"timed out after {timeout}s waiting for {count} matching "
-                                 f"event(s); last seen: {seen}") from e
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {count} matching "
+                f"event(s); last seen: {seen}"
+            ) from e
 
 
 async def collect(nc: NATS, subject: str) -> Collector:
@@ -61,12 +63,14 @@ async def collect(nc: NATS, subject: str) -> Collector:
 async def publish_event(nc: NATS, event: Event, subject: str | None = None) -> None:
     from tradebus_common import subjects
 
-    await nc.jetstream().publish(subject or subjects.subject_for(event), encode(event),
-                                 headers={"Nats-Msg-Id": event.id})
+    await nc.jetstream().publish(
+        subject or subjects.subject_for(event), encode(event), headers={"Nats-Msg-Id": event.id}
+    )
 
 
-async def publish_raw(nc: NATS, subject: str, body: bytes | dict,
-                      headers: dict[str, str] | None = None) -> None:
+async def publish_raw(
+    nc: NATS, subject: str, body: bytes | dict, headers: dict[str, str] | None = None
+) -> None:
     data = body if isinstance(body, bytes) else msgspec.json.encode(body)
     await nc.jetstream().publish(subject, data, headers=headers)
 

@@ -22,7 +22,10 @@ class ServiceProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tradebus_common.cli.main", "run", self.name],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         return self
 
     def kill9(self) -> None:

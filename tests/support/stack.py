@@ -19,8 +19,9 @@ class InProcessStack:
             runner = ServiceRunner(load_spec(name), config or self.config, instance=f"test-{name}")
             task = asyncio.create_task(runner.run())
             ready = asyncio.create_task(runner.ready.wait())
-            done, _ = await asyncio.wait([task, ready], timeout=20,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                [task, ready], timeout=20, return_when=asyncio.FIRST_COMPLETED
+            )
             if task in done:
                 ready.cancel()
                 task.result()  # raises the start-up error

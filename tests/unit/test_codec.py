@@ -13,8 +13,15 @@ from tradebus_common.events import Fill, Side, Signal
 
 
 def signal_json(**overrides: Any) -> bytes:
-    doc: dict[str, Any] = {"type": "signal", "id": "s1", "strategy": "demo", "venue": "paper",
-                           "symbol": "BTC/USDT", "side": "buy", "quantity": "1"}
+    doc: dict[str, Any] = {
+        "type": "signal",
+        "id": "s1",
+        "strategy": "demo",
+        "venue": "paper",
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "quantity": "1",
+    }
     doc.update(overrides)
     return json.dumps(doc).encode()
 
@@ -86,9 +93,17 @@ def test_decimal_from_a_json_string_keeps_its_exact_text() -> None:
 
 
 def test_decimals_encode_as_strings() -> None:
-    f = Fill(venue="paper", symbol="BTC/USDT", strategy="demo", client_order_id="c",
-             trade_id="t", side=Side.BUY, quantity=Decimal("0.10"), price=Decimal("50000.00"),
-             fee=Decimal("0.05"))
+    f = Fill(
+        venue="paper",
+        symbol="BTC/USDT",
+        strategy="demo",
+        client_order_id="c",
+        trade_id="t",
+        side=Side.BUY,
+        quantity=Decimal("0.10"),
+        price=Decimal("50000.00"),
+        fee=Decimal("0.05"),
+    )
     doc = json.loads(encode(f))
     assert doc["quantity"] == "0.10"
     assert doc["price"] == "50000.00"
@@ -108,13 +123,12 @@ def test_decode_with_an_explicit_type() -> None:
     del doc["type"]
     sig = decode(json.dumps(doc).encode(), Signal)
     assert isinstance(sig, Signal)
-    assert error_of(json.dumps({**doc, "quantity": []}).encode(), Signal).code \
+    assert (
+        error_of(json.dumps({**doc, "quantity": []}).encode(), Signal).code
         is ErrorCode.SCHEMA_VIOLATION
+    )
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: invalid UTF-8 inside a JSON string escapes decode() as UnicodeDecodeError "
-    "(msgspec raises it directly), not PermanentError(MALFORMED_JSON) as documented"))
 def test_invalid_utf8_is_malformed_json() -> None:
     data = signal_json().replace(b'"s1"', b'"\xff\xfe"')
     assert error_of(data).code is ErrorCode.MALFORMED_JSON

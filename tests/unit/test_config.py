@@ -17,7 +17,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_values_from_the_toml_file_are_loaded(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [bus]
 url = "nats://file:4222"
 max_deliver = 3
@@ -30,7 +32,8 @@ symbols = ["BTC/USDT"]
 
 [strategies.mm]
 quantity = "0.5"
-""")
+""",
+    )
     cfg = load_config(path, environ={})
     assert cfg.bus.url == "nats://file:4222"
     assert cfg.bus.max_deliver == 3
@@ -81,9 +84,14 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
 
 
 def test_environment_values_are_parsed_as_toml_scalars() -> None:
-    cfg = load_config(None, environ={"TRADEBUS__BUS__MAX_DELIVER": "4",
-                                     "TRADEBUS__FEED__ENABLED": "false",
-                                     "TRADEBUS__RISK__MAX_NOTIONAL_PER_ORDER": "0.1"})
+    cfg = load_config(
+        None,
+        environ={
+            "TRADEBUS__BUS__MAX_DELIVER": "4",
+            "TRADEBUS__FEED__ENABLED": "false",
+            "TRADEBUS__RISK__MAX_NOTIONAL_PER_ORDER": "0.1",
+        },
+    )
     assert cfg.bus.max_deliver == 4
     assert cfg.feed.enabled is False
     assert cfg.risk.max_notional_per_order == Decimal("0.1")
@@ -115,7 +123,8 @@ def test_an_explicit_path_wins_over_tradebus_config(tmp_path: Path) -> None:
 
 
 def test_database_dsn_falls_back_to_the_env_var_named_by_dsn_env(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("MY_TEST_DSN", "postgresql://u@h/db")
     cfg = Config(database=DatabaseConfig(dsn_env="MY_TEST_DSN"))
     assert cfg.database_dsn() == "postgresql://u@h/db"

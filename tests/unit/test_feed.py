@@ -10,10 +10,15 @@ from tradebus_execution_gateway.feed import RandomWalk
 START = {"BTC/USDT": Decimal("50000"), "ETH/USDT": Decimal("3000")}
 
 
-def walk(seed: int = 7, volatility_bps: str = "5", start: dict[str, Decimal] | None = None,
-         steps: int = 200) -> list[dict[str, Decimal]]:
-    rw = RandomWalk(FeedConfig(seed=seed, volatility_bps=Decimal(volatility_bps),
-                               start_prices=start or START))
+def walk(
+    seed: int = 7,
+    volatility_bps: str = "5",
+    start: dict[str, Decimal] | None = None,
+    steps: int = 200,
+) -> list[dict[str, Decimal]]:
+    rw = RandomWalk(
+        FeedConfig(seed=seed, volatility_bps=Decimal(volatility_bps), start_prices=start or START)
+    )
     return [rw.step() for _ in range(steps)]
 
 
@@ -48,8 +53,7 @@ def test_prices_actually_move_within_the_volatility_bound() -> None:
 
 
 def test_a_tiny_price_never_drops_to_zero_or_below() -> None:
-    for prices in walk(volatility_bps="9000", start={"PENNY/USDT": Decimal("0.02")},
-                       steps=500):
+    for prices in walk(volatility_bps="9000", start={"PENNY/USDT": Decimal("0.02")}, steps=500):
         assert prices["PENNY/USDT"] >= Decimal("0.01")
 
 

@@ -22,23 +22,52 @@ from tradebus_execution_gateway.venues.base import VenueFill, VenueOrder, VenueO
 
 D = Decimal
 ORDER = OrderApproved(
-    id="approved-1", intent_id="intent-1", strategy="demo", venue="paper", symbol="BTC/USDT",
-    side=Side.SELL, quantity=D("0.30"), order_type=OrderType.LIMIT, limit_price=D("49990.5"),
+    id="approved-1",
+    intent_id="intent-1",
+    strategy="demo",
+    venue="paper",
+    symbol="BTC/USDT",
+    side=Side.SELL,
+    quantity=D("0.30"),
+    order_type=OrderType.LIMIT,
+    limit_price=D("49990.5"),
     client_order_id="tbclient1",
 )
 FILLED = VenueOrder(
-    client_order_id="tbclient1", venue_order_id="v-9", symbol="BTC/USDT", side=Side.SELL,
-    quantity=D("0.30"), status=VenueOrderStatus.FILLED, arrival_price=D("50000.00"),
+    client_order_id="tbclient1",
+    venue_order_id="v-9",
+    symbol="BTC/USDT",
+    side=Side.SELL,
+    quantity=D("0.30"),
+    status=VenueOrderStatus.FILLED,
+    arrival_price=D("50000.00"),
     fills=[
-        VenueFill(trade_id="tr-1", quantity=D("0.10"), price=D("50001.10"), fee=D("0.05"),
-                  fee_currency="USDT", liquidity=Liquidity.MAKER),
-        VenueFill(trade_id="tr-2", quantity=D("0.20"), price=D("50002.20"), fee=D("0.0002"),
-                  fee_currency="BTC", liquidity=Liquidity.TAKER),
+        VenueFill(
+            trade_id="tr-1",
+            quantity=D("0.10"),
+            price=D("50001.10"),
+            fee=D("0.05"),
+            fee_currency="USDT",
+            liquidity=Liquidity.MAKER,
+        ),
+        VenueFill(
+            trade_id="tr-2",
+            quantity=D("0.20"),
+            price=D("50002.20"),
+            fee=D("0.0002"),
+            fee_currency="BTC",
+            liquidity=Liquidity.TAKER,
+        ),
     ],
 )
 REJECTED = VenueOrder(
-    client_order_id="tbclient1", venue_order_id="", symbol="BTC/USDT", side=Side.SELL,
-    quantity=D("0.30"), status=VenueOrderStatus.REJECTED, reject_reason="insufficient funds",
+    client_order_id="tbclient1",
+    venue_order_id="",
+    symbol="BTC/USDT",
+    side=Side.SELL,
+    quantity=D("0.30"),
+    status=VenueOrderStatus.REJECTED,
+    reject_reason="insufficient funds",
 )
 
 
@@ -54,14 +83,20 @@ def test_submitted_event_copies_the_order() -> None:
     assert submitted.quantity == D("0.30")
     assert submitted.order_type is OrderType.LIMIT
     assert submitted.limit_price == D("49990.5")
-    assert (submitted.client_order_id, submitted.venue, submitted.symbol, submitted.strategy,
-            submitted.venue_order_id) == ("tbclient1", "paper", "BTC/USDT", "demo", "v-9")
+    assert (
+        submitted.client_order_id,
+        submitted.venue,
+        submitted.symbol,
+        submitted.strategy,
+        submitted.venue_order_id,
+    ) == ("tbclient1", "paper", "BTC/USDT", "demo", "v-9")
 
 
 def test_fills_copy_fee_price_quantity_and_arrival_price() -> None:
     fills = [e for e in order_events(ORDER, FILLED) if isinstance(e, Fill)]
-    assert [(f.trade_id, f.quantity, f.price, f.fee, f.fee_currency, f.liquidity)
-            for f in fills] == [
+    assert [
+        (f.trade_id, f.quantity, f.price, f.fee, f.fee_currency, f.liquidity) for f in fills
+    ] == [
         ("tr-1", D("0.10"), D("50001.10"), D("0.05"), "USDT", Liquidity.MAKER),
         ("tr-2", D("0.20"), D("50002.20"), D("0.0002"), "BTC", Liquidity.TAKER),
     ]
@@ -88,8 +123,9 @@ def test_filled_event_ids_are_deterministic_and_distinct() -> None:
 
 
 def test_a_different_approval_gives_different_lifecycle_ids() -> None:
-    other = OrderApproved(**{**{f: getattr(ORDER, f) for f in ORDER.__struct_fields__},
-                             "id": "approved-2"})
+    other = OrderApproved(
+        **{**{f: getattr(ORDER, f) for f in ORDER.__struct_fields__}, "id": "approved-2"}
+    )
     ids = [e.id for e in order_events(ORDER, FILLED)[:2]]
     other_ids = [e.id for e in order_events(other, FILLED)[:2]]
     assert not set(ids) & set(other_ids)
@@ -110,8 +146,9 @@ def test_rejected_order_gives_submitted_rejected_and_a_warning_alert() -> None:
 
 
 def test_rejected_order_has_no_fill_even_if_the_venue_lists_one() -> None:
-    odd = VenueOrder(**{**{f: getattr(REJECTED, f) for f in REJECTED.__struct_fields__},
-                        "fills": FILLED.fills})
+    odd = VenueOrder(
+        **{**{f: getattr(REJECTED, f) for f in REJECTED.__struct_fields__}, "fills": FILLED.fills}
+    )
     assert not any(isinstance(e, Fill) for e in order_events(ORDER, odd))
 
 
@@ -122,6 +159,5 @@ def test_rejected_event_ids_are_deterministic_and_distinct() -> None:
 
 
 def test_filled_order_without_executions_is_submitted_and_accepted_only() -> None:
-    empty = VenueOrder(**{**{f: getattr(FILLED, f) for f in FILLED.__struct_fields__},
-                          "fills": []})
+    empty = VenueOrder(**{**{f: getattr(FILLED, f) for f in FILLED.__struct_fields__}, "fills": []})
     assert [type(e) for e in order_events(ORDER, empty)] == [OrderSubmitted, OrderAccepted]

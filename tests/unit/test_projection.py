@@ -14,11 +14,26 @@ D = Decimal
 _trade_ids = count(1)
 
 
-def fill(side: str, qty: str | Decimal, price: str | Decimal, fee: str | Decimal = "0",
-         fee_currency: str = "USDT", symbol: str = "BTC/USDT") -> Fill:
-    return Fill(venue="paper", symbol=symbol, strategy="demo", client_order_id="c1",
-                trade_id=f"t{next(_trade_ids)}", side=Side(side), quantity=D(qty),
-                price=D(price), fee=D(fee), fee_currency=fee_currency)
+def fill(
+    side: str,
+    qty: str | Decimal,
+    price: str | Decimal,
+    fee: str | Decimal = "0",
+    fee_currency: str = "USDT",
+    symbol: str = "BTC/USDT",
+) -> Fill:
+    return Fill(
+        venue="paper",
+        symbol=symbol,
+        strategy="demo",
+        client_order_id="c1",
+        trade_id=f"t{next(_trade_ids)}",
+        side=Side(side),
+        quantity=D(qty),
+        price=D(price),
+        fee=D(fee),
+        fee_currency=fee_currency,
+    )
 
 
 def run(*fills: Fill, start: Position | None = None) -> Position:
@@ -34,7 +49,12 @@ def run(*fills: Fill, start: Position | None = None) -> Position:
 def test_first_buy_opens_a_long_at_the_fill_price() -> None:
     pos = run(fill("buy", "2", "100"))
     assert (pos.quantity, pos.avg_price, pos.realized_pnl, pos.fees_paid, pos.fill_count) == (
-        D(2), D(100), D(0), D(0), 1)
+        D(2),
+        D(100),
+        D(0),
+        D(0),
+        1,
+    )
 
 
 def test_adding_to_a_long_at_another_price_gives_the_weighted_average() -> None:
@@ -210,7 +230,8 @@ def test_random_sequences_match_a_cash_flow_oracle(seed: int) -> None:
     assert pos.fill_count == len(fills)
     model_equity = pos.realized_pnl + pos.quantity * (last_price - pos.avg_price)
     assert abs(model_equity - oracle_equity) <= _TOLERANCE, (
-        f"seed {seed}: model {model_equity} != oracle {oracle_equity}")
+        f"seed {seed}: model {model_equity} != oracle {oracle_equity}"
+    )
     if pos.quantity == 0:
         assert pos.avg_price == 0
     else:

@@ -29,7 +29,10 @@ ACTIVE = TradingStateChanged(state=TradingState.ACTIVE)
 
 def intent(quantity: str = "1", limit_price: str | None = None) -> OrderIntent:
     return OrderIntent(
-        strategy="demo", venue="paper", symbol="BTC/USDT", side=Side.BUY,
+        strategy="demo",
+        venue="paper",
+        symbol="BTC/USDT",
+        side=Side.BUY,
         quantity=Decimal(quantity),
         order_type=OrderType.LIMIT if limit_price is not None else OrderType.MARKET,
         limit_price=Decimal(limit_price) if limit_price is not None else None,
@@ -37,8 +40,9 @@ def intent(quantity: str = "1", limit_price: str | None = None) -> OrderIntent:
 
 
 def view(last_price: str | None = "50000", state: Any = ACTIVE) -> RiskView:
-    return RiskView(state=state, last_price=Decimal(last_price) if last_price else None,
-                    limits=LIMITS)
+    return RiskView(
+        state=state, last_price=Decimal(last_price) if last_price else None, limits=LIMITS
+    )
 
 
 # --- max notional -----------------------------------------------------------------------
@@ -105,8 +109,9 @@ def test_halted_state_is_denied_with_the_reason() -> None:
 
 
 def test_reducing_state_is_denied_as_reducing_only() -> None:
-    denial = check_trading_state(intent(), view(state=TradingStateChanged(
-        state=TradingState.REDUCING)))
+    denial = check_trading_state(
+        intent(), view(state=TradingStateChanged(state=TradingState.REDUCING))
+    )
     assert denial is not None
     assert denial.reason is DenyReason.REDUCING_ONLY
 
@@ -118,13 +123,17 @@ def test_active_state_passes() -> None:
 # --- the chain --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("state", "expected"), [
-    (None, DenyReason.STATE_UNKNOWN),
-    (TradingStateChanged(state=TradingState.HALTED), DenyReason.HALTED),
-    (TradingStateChanged(state=TradingState.REDUCING), DenyReason.REDUCING_ONLY),
-])
-def test_first_denial_reports_the_state_before_the_notional(state: Any,
-                                                            expected: DenyReason) -> None:
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (None, DenyReason.STATE_UNKNOWN),
+        (TradingStateChanged(state=TradingState.HALTED), DenyReason.HALTED),
+        (TradingStateChanged(state=TradingState.REDUCING), DenyReason.REDUCING_ONLY),
+    ],
+)
+def test_first_denial_reports_the_state_before_the_notional(
+    state: Any, expected: DenyReason
+) -> None:
     denial = first_denial(intent("100"), view("50000", state=state))  # also over notional
     assert denial is not None
     assert denial.reason is expected

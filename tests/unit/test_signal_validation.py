@@ -26,8 +26,12 @@ CONFIG = Config(
 
 def signal(**overrides: Any) -> Signal:
     fields: dict[str, Any] = {
-        "id": "sig-1", "strategy": "demo", "venue": "paper", "symbol": "BTC/USDT",
-        "side": Side.BUY, "quantity": Decimal("1"),
+        "id": "sig-1",
+        "strategy": "demo",
+        "venue": "paper",
+        "symbol": "BTC/USDT",
+        "side": Side.BUY,
+        "quantity": Decimal("1"),
     }
     fields.update(overrides)
     return Signal(**fields)
@@ -68,8 +72,7 @@ def test_strategy_is_checked_before_venue() -> None:
     assert reason_of(signal(strategy="nope", venue="binance")) is ErrorCode.UNKNOWN_STRATEGY
 
 
-@pytest.mark.parametrize("quantity", ["0", "-1", "-0.0001", "NaN", "sNaN", "Infinity",
-                                      "-Infinity"])
+@pytest.mark.parametrize("quantity", ["0", "-1", "-0.0001", "NaN", "sNaN", "Infinity", "-Infinity"])
 def test_non_positive_or_non_finite_quantity_is_rejected(quantity: str) -> None:
     assert reason_of(signal(quantity=Decimal(quantity))) is ErrorCode.INVALID_QUANTITY
 
@@ -122,8 +125,13 @@ def test_size_links_the_intent_to_its_signal() -> None:
 
 
 def test_size_copies_the_order_fields() -> None:
-    sig = signal(side=Side.SELL, symbol="ETH/USDT", order_type=OrderType.LIMIT,
-                 limit_price=Decimal("3000.10"), quantity=Decimal("2.5"))
+    sig = signal(
+        side=Side.SELL,
+        symbol="ETH/USDT",
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal("3000.10"),
+        quantity=Decimal("2.5"),
+    )
     intent = size(sig, CONFIG)
     assert (intent.strategy, intent.venue, intent.symbol) == ("demo", "paper", "ETH/USDT")
     assert intent.side is Side.SELL

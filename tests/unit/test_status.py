@@ -12,14 +12,22 @@ STALE_AFTER = 15.0
 
 def beat(service: str, age_s: float, instance: str = "i1", uptime_s: float = 100.0) -> Heartbeat:
     now = datetime.now(UTC)
-    return Heartbeat(service=service, instance=instance, version="0.1.0",
-                     started_at=now - timedelta(seconds=uptime_s), uptime_s=uptime_s,
-                     ts=now - timedelta(seconds=age_s))
+    return Heartbeat(
+        service=service,
+        instance=instance,
+        version="0.1.0",
+        started_at=now - timedelta(seconds=uptime_s),
+        uptime_s=uptime_s,
+        ts=now - timedelta(seconds=age_s),
+    )
 
 
-def status(names: tuple[str, ...], beats: list[Heartbeat],
-           state: TradingStateChanged | None = None,
-           consumers: dict[str, dict[str, int]] | None = None) -> dict:
+def status(
+    names: tuple[str, ...],
+    beats: list[Heartbeat],
+    state: TradingStateChanged | None = None,
+    consumers: dict[str, dict[str, int]] | None = None,
+) -> dict:
     return build_status(names, beats, state, consumers or {}, STALE_AFTER)
 
 
@@ -54,8 +62,10 @@ def test_missing_service_is_unhealthy_without_an_age() -> None:
 
 
 def test_newest_of_several_instances_decides() -> None:
-    out = status(("signal",), [beat("signal", 120, "old", uptime_s=5.0),
-                               beat("signal", 2, "new", uptime_s=7.0)])
+    out = status(
+        ("signal",),
+        [beat("signal", 120, "old", uptime_s=5.0), beat("signal", 2, "new", uptime_s=7.0)],
+    )
     svc = out["services"]["signal"]
     assert svc["healthy"] is True
     assert svc["instances"] == ["new", "old"]
@@ -85,4 +95,7 @@ def test_trading_state_reports_state_reason_and_operator() -> None:
     state = TradingStateChanged(state=TradingState.HALTED, reason="drill", operator="alice")
     out = status(("signal",), [beat("signal", 1)], state=state)
     assert (out["trading_state"], out["state_reason"], out["state_operator"]) == (
-        "HALTED", "drill", "alice")
+        "HALTED",
+        "drill",
+        "alice",
+    )

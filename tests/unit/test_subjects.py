@@ -16,48 +16,90 @@ ORDER = {"client_order_id": "tbabc", "venue": "paper", "symbol": "BTC/USDT"}
 
 # One minimal instance of every event type; the coverage test below keeps it complete.
 SAMPLES: dict[type[ev.Event], ev.Event] = {
-    ev.Signal: ev.Signal(id="s", strategy="demo", venue="paper", symbol="BTC/USDT",
-                         side=ev.Side.BUY, quantity=Decimal(1)),
-    ev.OrderIntent: ev.OrderIntent(strategy="demo", venue="paper", symbol="BTC/USDT",
-                                   side=ev.Side.BUY, quantity=Decimal(1),
-                                   order_type=ev.OrderType.MARKET),
-    ev.OrderApproved: ev.OrderApproved(intent_id="i", strategy="demo", venue="paper",
-                                       symbol="BTC/USDT", side=ev.Side.BUY,
-                                       quantity=Decimal(1), order_type=ev.OrderType.MARKET,
-                                       client_order_id="tbabc"),
-    ev.OrderDenied: ev.OrderDenied(intent_id="i", strategy="demo", venue="paper",
-                                   symbol="BTC/USDT", reason=ev.DenyReason.HALTED),
-    ev.OrderSubmitted: ev.OrderSubmitted(side=ev.Side.BUY, quantity=Decimal(1),
-                                         order_type=ev.OrderType.MARKET, **ORDER),
+    ev.Signal: ev.Signal(
+        id="s",
+        strategy="demo",
+        venue="paper",
+        symbol="BTC/USDT",
+        side=ev.Side.BUY,
+        quantity=Decimal(1),
+    ),
+    ev.OrderIntent: ev.OrderIntent(
+        strategy="demo",
+        venue="paper",
+        symbol="BTC/USDT",
+        side=ev.Side.BUY,
+        quantity=Decimal(1),
+        order_type=ev.OrderType.MARKET,
+    ),
+    ev.OrderApproved: ev.OrderApproved(
+        intent_id="i",
+        strategy="demo",
+        venue="paper",
+        symbol="BTC/USDT",
+        side=ev.Side.BUY,
+        quantity=Decimal(1),
+        order_type=ev.OrderType.MARKET,
+        client_order_id="tbabc",
+    ),
+    ev.OrderDenied: ev.OrderDenied(
+        intent_id="i",
+        strategy="demo",
+        venue="paper",
+        symbol="BTC/USDT",
+        reason=ev.DenyReason.HALTED,
+    ),
+    ev.OrderSubmitted: ev.OrderSubmitted(
+        side=ev.Side.BUY, quantity=Decimal(1), order_type=ev.OrderType.MARKET, **ORDER
+    ),
     ev.OrderAccepted: ev.OrderAccepted(**ORDER),
     ev.OrderRejected: ev.OrderRejected(**ORDER),
     ev.OrderCanceled: ev.OrderCanceled(**ORDER),
     ev.OrderExpired: ev.OrderExpired(**ORDER),
     ev.OrderUnknown: ev.OrderUnknown(**ORDER),
-    ev.Fill: ev.Fill(venue="paper", symbol="BTC/USDT", strategy="demo", client_order_id="c",
-                     trade_id="t", side=ev.Side.BUY, quantity=Decimal(1), price=Decimal(1)),
-    ev.PositionChanged: ev.PositionChanged(venue="paper", symbol="BTC/USDT", strategy="demo",
-                                           quantity=Decimal(1), avg_price=Decimal(1),
-                                           realized_pnl=Decimal(0)),
+    ev.Fill: ev.Fill(
+        venue="paper",
+        symbol="BTC/USDT",
+        strategy="demo",
+        client_order_id="c",
+        trade_id="t",
+        side=ev.Side.BUY,
+        quantity=Decimal(1),
+        price=Decimal(1),
+    ),
+    ev.PositionChanged: ev.PositionChanged(
+        venue="paper",
+        symbol="BTC/USDT",
+        strategy="demo",
+        quantity=Decimal(1),
+        avg_price=Decimal(1),
+        realized_pnl=Decimal(0),
+    ),
     ev.LedgerSnapshot: ev.LedgerSnapshot(),
     ev.TradingStateChanged: ev.TradingStateChanged(state=ev.TradingState.HALTED),
     ev.ControlCommand: ev.ControlCommand(action=ev.ControlAction.RECONCILE),
     ev.ReconReport: ev.ReconReport(venue="paper", clean=True),
-    ev.Alert: ev.Alert(severity=ev.Severity.WARNING, source="risk-gate",
-                       code=ev.AlertCode.TRADING_HALTED, message="m"),
-    ev.Heartbeat: ev.Heartbeat(service="signal", instance="i", version="0", started_at=NOW,
-                               uptime_s=0.0),
+    ev.Alert: ev.Alert(
+        severity=ev.Severity.WARNING,
+        source="risk-gate",
+        code=ev.AlertCode.TRADING_HALTED,
+        message="m",
+    ),
+    ev.Heartbeat: ev.Heartbeat(
+        service="signal", instance="i", version="0", started_at=NOW, uptime_s=0.0
+    ),
     ev.MarketTick: ev.MarketTick(venue="paper", symbol="BTC/USDT", price=Decimal(1)),
-    ev.MessageDeadLettered: ev.MessageDeadLettered(service="signal",
-                                                   reason=ErrorCode.MALFORMED_JSON,
-                                                   error="e", subject="trading.signal.x"),
+    ev.MessageDeadLettered: ev.MessageDeadLettered(
+        service="signal", reason=ErrorCode.MALFORMED_JSON, error="e", subject="trading.signal.x"
+    ),
 }
 PUBLISHED = [t for t in ev.ALL_EVENTS if t is not ev.Heartbeat]
 
 
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    parts = [r"[^.*> ]+" if re.fullmatch(r"<[a-z_]+>", p) else re.escape(p)
-             for p in pattern.split(".")]
+    parts = [
+        r"[^.*> ]+" if re.fullmatch(r"<[a-z_]+>", p) else re.escape(p) for p in pattern.split(".")
+    ]
     return re.compile(r"\.".join(parts))
 
 
@@ -67,15 +109,18 @@ CATALOGUE_RES = [(spec, _pattern_regex(spec.pattern)) for spec in CATALOGUE]
 # --- token ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("BTC/USDT", "BTC-USDT"),
-    ("a.b", "a_b"),
-    ("all*", "all_"),
-    ("x>y", "x_y"),
-    ("my strategy", "my_strategy"),
-    ("", "_"),
-    ("plain-ok_1", "plain-ok_1"),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("BTC/USDT", "BTC-USDT"),
+        ("a.b", "a_b"),
+        ("all*", "all_"),
+        ("x>y", "x_y"),
+        ("my strategy", "my_strategy"),
+        ("", "_"),
+        ("plain-ok_1", "plain-ok_1"),
+    ],
+)
 def test_token_makes_one_safe_subject_token(raw: str, expected: str) -> None:
     assert token(raw) == expected
 
@@ -96,7 +141,8 @@ def test_every_event_type_has_a_sample() -> None:
 
 @pytest.mark.parametrize("event_type", PUBLISHED, ids=lambda t: t.__name__)
 def test_subject_for_matches_a_catalogue_pattern_listing_the_event(
-        event_type: type[ev.Event]) -> None:
+    event_type: type[ev.Event],
+) -> None:
     event = SAMPLES[event_type]
     subject = subject_for(event)
     assert subject
@@ -104,7 +150,8 @@ def test_subject_for_matches_a_catalogue_pattern_listing_the_event(
     matching = [spec for spec, rx in CATALOGUE_RES if rx.fullmatch(subject)]
     assert matching, f"{subject} matches no catalogue pattern"
     assert any(tag in spec.events for spec in matching), (
-        f"{subject} matches {[s.pattern for s in matching]} but none lists {tag}")
+        f"{subject} matches {[s.pattern for s in matching]} but none lists {tag}"
+    )
 
 
 def test_heartbeat_has_no_subject() -> None:
@@ -128,8 +175,14 @@ def test_alert_subject_routes_by_severity_and_source() -> None:
 
 
 def test_hostile_field_values_still_yield_catalogued_subjects() -> None:
-    sig = ev.Signal(id="s", strategy="a.b *>", venue="paper", symbol="BTC/USDT",
-                    side=ev.Side.BUY, quantity=Decimal(1))
+    sig = ev.Signal(
+        id="s",
+        strategy="a.b *>",
+        venue="paper",
+        symbol="BTC/USDT",
+        side=ev.Side.BUY,
+        quantity=Decimal(1),
+    )
     subject = subject_for(sig)
     assert subject.count(".") == 2
     assert any(rx.fullmatch(subject) for _, rx in CATALOGUE_RES)

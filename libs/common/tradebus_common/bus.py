@@ -20,9 +20,9 @@ from . import subjects
 from .codec import decode, encode
 from .config import BusConfig
 from .errors import ErrorCode, PermanentError, TransientError
-from .ids import derive_id
 from .events import Alert, AlertCode, Event, MarketTick, MessageDeadLettered, Severity
-from .telemetry import correlation_id, extract_context, inject_headers
+from .ids import derive_id
+from .telemetry import correlation_id, extract_context, inject_headers, redact_url
 
 log = logging.getLogger("tradebus.bus")
 
@@ -48,22 +48,43 @@ async def connect(cfg: BusConfig, name: str) -> NATS:
     async def on_closed() -> None:
         log.info("nats connection closed")
 
-    opts: dict[str, Any] = {}
+    opts: dict[str, Any] = {
+        "name": name,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 1,
+        "connect_timeout": cfg.connect_timeout_s,
+        "allow_reconnect": True,
+        "error_cb": on_error,
+        "disconnected_cb": on_disconnected,
+        "reconnected_cb": on_reconnected,
+        "closed_cb": on_closed,
+    }
     if cfg.creds_file:
         opts["user_credentials"] = cfg.creds_file
-    nc = await nats.connect(
-        cfg.url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1,
-        connect_timeout=cfg.connect_timeout_s, allow_reconnect=True,
-        error_cb=on_error, disconnected_cb=on_disconnected,
-        reconnected_cb=on_reconnected, closed_cb=on_closed, **opts,
-    )
+    nc = await _first_connect(cfg.url, opts)
     log.info("nats connected", extra={"server": _server(nc)})
     return nc
 
 
+async def _first_connect(url: str, opts: dict[str, Any]) -> NATS:
+    """nats-py retries only after a first success; a service started before its server
+    (compose, a reboot) keeps trying too, with a capped backoff."""
+    delay = 0.5
+    while True:
+        try:
+            return await nats.connect(url, **opts)
+        except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError) as e:
+            log.warning(
+                "nats not reachable yet, retrying",
+                extra={"server": redact_url(url), "retry_in_s": delay, "error": repr(e)},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 def _server(nc: NATS) -> str:
     url = nc.connected_url
-    return url.netloc if url else ""
+    return f"{url.hostname}:{url.port}" if url else ""
 
 
 # --- topology ---------------------------------------------------------------------------
@@ -71,19 +92,28 @@ def _server(nc: NATS) -> str:
 
 def trading_stream_config(cfg: BusConfig) -> api.StreamConfig:
     return api.StreamConfig(
-        name=subjects.STREAM_TRADING, subjects=[subjects.TRADING_ALL],
-        storage=api.StorageType.FILE, retention=api.RetentionPolicy.LIMITS,
-        max_age=cfg.trading_max_age_days * 86400, duplicate_window=cfg.duplicate_window_s,
-        deny_delete=True, deny_purge=True, allow_direct=True,
+        name=subjects.STREAM_TRADING,
+        subjects=[subjects.TRADING_ALL],
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.LIMITS,
+        max_age=cfg.trading_max_age_days * 86400,
+        duplicate_window=cfg.duplicate_window_s,
+        deny_delete=True,
+        deny_purge=True,
+        allow_direct=True,
     )
 
 
 def market_stream_config(cfg: BusConfig) -> api.StreamConfig:
     return api.StreamConfig(
-        name=subjects.STREAM_MARKET, subjects=[subjects.MARKET_ALL],
-        storage=api.StorageType.FILE, retention=api.RetentionPolicy.LIMITS,
-        max_age=cfg.market_max_age_s, max_msgs_per_subject=1000,
-        duplicate_window=min(120, cfg.market_max_age_s), allow_direct=True,
+        name=subjects.STREAM_MARKET,
+        subjects=[subjects.MARKET_ALL],
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.LIMITS,
+        max_age=cfg.market_max_age_s,
+        max_msgs_per_subject=1000,
+        duplicate_window=min(120, cfg.market_max_age_s),
+        allow_direct=True,
     )
 
 
@@ -142,8 +172,11 @@ class Bus:
         subject = subject or subjects.subject_for(event)
         try:
             return await self.js.publish(subject, encode(event), headers=headers)
-        except (nats.errors.TimeoutError, nats.errors.NoRespondersError,
-                nats.errors.ConnectionClosedError) as e:
+        except (
+            nats.errors.TimeoutError,
+            nats.errors.NoRespondersError,
+            nats.errors.ConnectionClosedError,
+        ) as e:
             raise TransientError(f"publish to {subject} failed: {e!r}") from e
 
     async def publish_all(self, events: Sequence[Event]) -> None:
@@ -169,12 +202,25 @@ class Bus:
             self._kv[bucket] = await self.js.key_value(bucket)
         return self._kv[bucket]
 
-    async def alert(self, severity: Severity, code: AlertCode, message: str,
-                    correlation: str = "", **context: Any) -> None:
-        await self.publish(Alert(
-            severity=severity, source=self.service, code=code, message=message,
-            context=context, correlation_id=correlation, dedup_key=f"{self.service}:{code}",
-        ))
+    async def alert(
+        self,
+        severity: Severity,
+        code: AlertCode,
+        message: str,
+        correlation: str = "",
+        **context: Any,
+    ) -> None:
+        await self.publish(
+            Alert(
+                severity=severity,
+                source=self.service,
+                code=code,
+                message=message,
+                context=context,
+                correlation_id=correlation,
+                dedup_key=f"{self.service}:{code}",
+            )
+        )
 
 
 # --- consuming --------------------------------------------------------------------------
@@ -200,9 +246,13 @@ def typed_decoder(type_: Any) -> Decoder:
 
 def consumer_config(sub: Subscription, cfg: BusConfig) -> api.ConsumerConfig:
     return api.ConsumerConfig(
-        name=sub.durable, durable_name=sub.durable, filter_subjects=sub.filter_subjects,
-        ack_policy=api.AckPolicy.EXPLICIT, deliver_policy=api.DeliverPolicy.ALL,
-        ack_wait=cfg.ack_wait_s, max_deliver=sub.max_deliver or cfg.max_deliver,
+        name=sub.durable,
+        durable_name=sub.durable,
+        filter_subjects=sub.filter_subjects,
+        ack_policy=api.AckPolicy.EXPLICIT,
+        deliver_policy=api.DeliverPolicy.ALL,
+        ack_wait=cfg.ack_wait_s,
+        max_deliver=sub.max_deliver or cfg.max_deliver,
         max_ack_pending=1000,
     )
 
@@ -227,8 +277,7 @@ class ConsumeLoop:
 
     async def ensure_consumer(self) -> None:
         await self.bus.js.add_consumer(self.sub.stream, consumer_config(self.sub, self.cfg))
-        self._psub = await self.bus.js.pull_subscribe_bind(
-            self.sub.durable, stream=self.sub.stream)
+        self._psub = await self.bus.js.pull_subscribe_bind(self.sub.durable, stream=self.sub.stream)
         self._reconnects_seen = self.bus.nc.stats["reconnects"]
 
     def stop(self) -> None:
@@ -303,31 +352,54 @@ class ConsumeLoop:
         if deliveries >= self.max_deliver:
             await self._dead_letter(msg, ErrorCode.MAX_DELIVERIES, repr(error))
             return
-        log.warning("handler failed, will retry", extra={
-            "durable": self.sub.durable, "subject": msg.subject, "deliveries": deliveries,
-            "error": repr(error)})
+        log.warning(
+            "handler failed, will retry",
+            extra={
+                "durable": self.sub.durable,
+                "subject": msg.subject,
+                "deliveries": deliveries,
+                "error": repr(error),
+            },
+        )
         await msg.nak(delay=self.cfg.nak_delay_s * deliveries)
 
     async def _dead_letter(self, msg: Msg, reason: ErrorCode, error: str) -> None:
         meta = msg.metadata
         dead = MessageDeadLettered(
-            service=self.bus.service, reason=reason, error=error[:2000], subject=msg.subject,
-            stream_seq=meta.sequence.stream, deliveries=meta.num_delivered,
+            service=self.bus.service,
+            reason=reason,
+            error=error[:2000],
+            subject=msg.subject,
+            stream_seq=meta.sequence.stream,
+            deliveries=meta.num_delivered,
             payload=msg.data[:DEADLETTER_PAYLOAD_MAX].decode("utf-8", errors="backslashreplace"),
             headers={k: v for k, v in (msg.headers or {}).items() if isinstance(v, str)},
         )
         # Derived id: a redelivered poison message dead-letters once (stream dedup).
         dead.id = _seq_id(self.sub.stream, self.sub.durable, meta.sequence.stream, "dead")
-        log.error("message dead-lettered", extra={
-            "durable": self.sub.durable, "subject": msg.subject, "reason": reason.value,
-            "stream_seq": meta.sequence.stream, "error": error[:500]})
+        log.error(
+            "message dead-lettered",
+            extra={
+                "durable": self.sub.durable,
+                "subject": msg.subject,
+                "reason": reason.value,
+                "stream_seq": meta.sequence.stream,
+                "error": error[:500],
+            },
+        )
         try:
             await self.bus.publish(dead)
             alert = Alert(
-                severity=Severity.ERROR, source=self.bus.service, code=AlertCode.DEAD_LETTER,
-                message=f"{reason.value}: {error[:300]}", causation_id=dead.id,
-                context={"subject": msg.subject, "stream_seq": meta.sequence.stream,
-                         "reason": reason.value},
+                severity=Severity.ERROR,
+                source=self.bus.service,
+                code=AlertCode.DEAD_LETTER,
+                message=f"{reason.value}: {error[:300]}",
+                causation_id=dead.id,
+                context={
+                    "subject": msg.subject,
+                    "stream_seq": meta.sequence.stream,
+                    "reason": reason.value,
+                },
                 dedup_key=f"{self.bus.service}:deadletter:{reason.value}",
             )
             alert.id = _seq_id(self.sub.stream, self.sub.durable, meta.sequence.stream, "alert")

@@ -35,5 +35,5 @@ def decode(data: bytes, type_: Any = AnyEvent) -> Any:
         return dec.decode(data)
     except msgspec.ValidationError as e:
         raise PermanentError(f"schema violation: {e}", ErrorCode.SCHEMA_VIOLATION) from e
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:  # bad UTF-8 inside a string
         raise PermanentError(f"malformed JSON: {e}", ErrorCode.MALFORMED_JSON) from e

@@ -2,7 +2,7 @@
 
 Precedence: defaults < TOML file < environment. Any key can be overridden from the
 environment as TRADEBUS__<SECTION>__<KEY> (for example TRADEBUS__BUS__URL or
-TRADEBUS__DATABASE__DSN); values are parsed as TOML scalars when they can be, else strings.
+TRADEBUS__DATABASE__DSN); values are converted to the key's type; lists and tables are written in TOML.
 Secrets are never in the file: they come from the environment or a file named by a `*_env`
 or `*_file` key.
 """
@@ -116,11 +116,15 @@ class Config(_Cfg):
         return self.database.dsn or os.environ.get(self.database.dsn_env, "")
 
 
-def _parse_scalar(raw: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
+def _parse_env_value(raw: str) -> Any:
+    """Lists and tables are TOML (`["BTC/USDT"]`); anything else stays a string and is
+    converted to the key's type by msgspec, so `TRADEBUS__FEED__VENUE=2024` stays text."""
+    if raw.strip()[:1] in ("[", "{"):
+        try:
+            return tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"environment value {raw!r} is not a TOML list/table: {e}") from e
+    return raw
 
 
 def env_overrides(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
@@ -129,13 +133,13 @@ def env_overrides(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
         if not path:
             continue
         node = tree
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = _parse_scalar(raw)
+        node[path[-1]] = _parse_env_value(raw)
     return tree
 
 

@@ -37,13 +37,16 @@ def parse_control(data: bytes, subject: str, default_id: str) -> ControlCommand:
     if text.startswith("{"):
         try:
             body = _body_decoder.decode(data)
-        except msgspec.DecodeError as e:
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:
             raise PermanentError(f"bad control body: {e}", ErrorCode.INVALID_COMMAND) from e
     else:
         body = _ControlBody(reason=text[:_MAX_REASON])
     return ControlCommand(
-        id=body.id or default_id, action=action, reason=body.reason[:_MAX_REASON],
-        operator=body.operator, scope=body.scope or "global",
+        id=body.id or default_id,
+        action=action,
+        reason=body.reason[:_MAX_REASON],
+        operator=body.operator,
+        scope=body.scope or "global",
     )
 
 

@@ -17,6 +17,7 @@ from . import __version__, subjects
 from .bus import Bus, ConsumeLoop, Subscription, connect, ensure_topology
 from .codec import encode
 from .config import Config
+from .errors import ConfigError
 from .events import Heartbeat
 from .telemetry import setup_logging, setup_tracing
 
@@ -83,8 +84,9 @@ class ServiceRunner:
             tasks = [asyncio.create_task(loop.run()) for loop in self.loops]
             tasks += [asyncio.create_task(t()) for t in ctx.tasks]
             tasks.append(asyncio.create_task(self._heartbeat_forever()))
-            log.info("service started", extra={"service": self.spec.name,
-                                               "instance": self.instance})
+            log.info(
+                "service started", extra={"service": self.spec.name, "instance": self.instance}
+            )
             self.ready.set()
             await self._wait_for_stop(tasks)
         finally:
@@ -124,8 +126,11 @@ class ServiceRunner:
     async def heartbeat(self) -> None:
         assert self.ctx is not None
         hb = Heartbeat(
-            service=self.spec.name, instance=self.instance, version=__version__,
-            started_at=self.started_at, uptime_s=round(time.monotonic() - self._t0, 3),
+            service=self.spec.name,
+            instance=self.instance,
+            version=__version__,
+            started_at=self.started_at,
+            uptime_s=round(time.monotonic() - self._t0, 3),
             detail={"processed": sum(lp.processed for lp in self.loops), **self.ctx.detail},
         )
         kv = await self.ctx.bus.kv(subjects.BUCKET_HEALTH)
@@ -138,7 +143,6 @@ class ServiceRunner:
             except Exception as e:
                 log.warning("heartbeat failed", extra={"error": repr(e)})
             await asyncio.sleep(self.config.runtime.heartbeat_interval_s)
-
 
 
 def run_service(spec: ServiceSpec, config: Config) -> int:
@@ -154,6 +158,9 @@ def run_service(spec: ServiceSpec, config: Config) -> int:
 
     try:
         asyncio.run(main())
+    except ConfigError as e:  # fatal and not worth a restart loop: say what to fix
+        log.error("invalid configuration", extra={"service": spec.name, "error": str(e)})
+        return 2
     except Exception:
         log.exception("service crashed", extra={"service": spec.name})
         return 1

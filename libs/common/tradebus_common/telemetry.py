@@ -6,6 +6,7 @@ import contextvars
 import logging
 import sys
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 from opentelemetry import propagate, trace
@@ -22,6 +23,15 @@ def _redact(key: str, value: Any) -> Any:
     if any(m in key.lower() for m in _SECRET_MARKERS) and isinstance(value, str) and value:
         return "***"
     return value
+
+
+def redact_url(url: str) -> str:
+    """Hide the password in a URL or DSN (`postgresql://u:secret@h/db` -> `u:***@h`)."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class JsonFormatter(logging.Formatter):

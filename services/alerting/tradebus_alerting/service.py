@@ -16,10 +16,14 @@ async def build(ctx: ServiceContext) -> None:
             await sink.send(alert)
         return []
 
-    ctx.subscriptions.append(Subscription(
-        durable="alerting", filter_subjects=[subjects.ALERT_ALL],
-        decoder=typed_decoder(Alert), handler=on_alert,
-    ))
+    ctx.subscriptions.append(
+        Subscription(
+            durable="alerting",
+            filter_subjects=[subjects.ALERT_ALL],
+            decoder=typed_decoder(Alert),
+            handler=on_alert,
+        )
+    )
 
 
 SPEC = ServiceSpec(name="alerting", build=build)

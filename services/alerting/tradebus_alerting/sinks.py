@@ -20,7 +20,15 @@ class LogSink:
     name = "log"
 
     async def send(self, alert: Alert) -> None:
-        log.log(_LEVELS[alert.severity], alert.message, extra={
-            "alert_id": alert.id, "severity": alert.severity.value, "source": alert.source,
-            "code": alert.code.value, "dedup_key": alert.dedup_key, "context": alert.context,
-        })
+        log.log(
+            _LEVELS[alert.severity],
+            alert.message,
+            extra={
+                "alert_id": alert.id,
+                "severity": alert.severity.value,
+                "source": alert.source,
+                "code": alert.code.value,
+                "dedup_key": alert.dedup_key,
+                "context": alert.context,
+            },
+        )

@@ -35,8 +35,11 @@ class RandomWalk:
 async def publish_ticks(bus: Bus, venue: str, prices: dict[str, Decimal]) -> None:
     for symbol, price in prices.items():
         spread = (price * Decimal("0.0001")).quantize(_CENT)
-        await bus.publish(MarketTick(venue=venue, symbol=symbol, price=price,
-                                     bid=price - spread, ask=price + spread))
+        await bus.publish(
+            MarketTick(
+                venue=venue, symbol=symbol, price=price, bid=price - spread, ask=price + spread
+            )
+        )
 
 
 async def build(ctx: ServiceContext) -> None:

@@ -7,7 +7,6 @@ import logging
 import msgspec
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
-
 from tradebus_common.errors import ErrorCode, PermanentError
 from tradebus_common.events import (
     Alert,
@@ -55,42 +54,74 @@ class ApprovedOrderHandler:
         return order_events(order, result)
 
     async def _record(self, order: OrderApproved, status: str) -> None:
-        entry = JournalEntry(client_order_id=order.client_order_id, approved_id=order.id,
-                             status=status)
+        entry = JournalEntry(
+            client_order_id=order.client_order_id, approved_id=order.id, status=status
+        )
         data = _journal_encoder.encode(entry)
         if status == "submitting":
             try:
                 await self.journal.create(order.client_order_id, data)
             except KeyWrongLastSequenceError:
-                log.info("order already journaled: resolving by client order id",
-                         extra={"client_order_id": order.client_order_id})
+                log.info(
+                    "order already journaled: resolving by client order id",
+                    extra={"client_order_id": order.client_order_id},
+                )
             return
         await self.journal.put(order.client_order_id, data)
 
 
 def order_events(order: OrderApproved, result: VenueOrder) -> list[Event]:
     """The same inputs always give the same event ids, so a replay deduplicates."""
-    common = {"client_order_id": order.client_order_id, "venue": order.venue,
-              "symbol": order.symbol, "strategy": order.strategy,
-              "venue_order_id": result.venue_order_id}
-    events: list[Event] = [OrderSubmitted(
-        id=derive_id(order.id, "submitted"), side=order.side, quantity=order.quantity,
-        order_type=order.order_type, limit_price=order.limit_price, **common)]
+    common = {
+        "client_order_id": order.client_order_id,
+        "venue": order.venue,
+        "symbol": order.symbol,
+        "strategy": order.strategy,
+        "venue_order_id": result.venue_order_id,
+    }
+    events: list[Event] = [
+        OrderSubmitted(
+            id=derive_id(order.id, "submitted"),
+            side=order.side,
+            quantity=order.quantity,
+            order_type=order.order_type,
+            limit_price=order.limit_price,
+            **common,
+        )
+    ]
     if result.status is VenueOrderStatus.REJECTED:
-        events.append(OrderRejected(id=derive_id(order.id, "rejected"),
-                                    reason=result.reject_reason, **common))
-        events.append(Alert(
-            id=derive_id(order.id, "rejected-alert"), severity=Severity.WARNING,
-            source="execution-gateway", code=AlertCode.VENUE_REJECTED,
-            message=f"{order.venue} rejected {order.client_order_id}: {result.reject_reason}",
-            dedup_key=f"execution-gateway:rejected:{order.venue}"))
+        events.append(
+            OrderRejected(id=derive_id(order.id, "rejected"), reason=result.reject_reason, **common)
+        )
+        events.append(
+            Alert(
+                id=derive_id(order.id, "rejected-alert"),
+                severity=Severity.WARNING,
+                source="execution-gateway",
+                code=AlertCode.VENUE_REJECTED,
+                message=f"{order.venue} rejected {order.client_order_id}: {result.reject_reason}",
+                dedup_key=f"execution-gateway:rejected:{order.venue}",
+            )
+        )
         return events
     events.append(OrderAccepted(id=derive_id(order.id, "accepted"), **common))
-    events += [Fill(
-        id=fill_id(order.venue, f.trade_id), venue=order.venue, symbol=order.symbol,
-        strategy=order.strategy, client_order_id=order.client_order_id,
-        venue_order_id=result.venue_order_id, trade_id=f.trade_id, side=order.side,
-        quantity=f.quantity, price=f.price, fee=f.fee, fee_currency=f.fee_currency,
-        liquidity=f.liquidity, arrival_price=result.arrival_price,
-    ) for f in result.fills]
+    events += [
+        Fill(
+            id=fill_id(order.venue, f.trade_id),
+            venue=order.venue,
+            symbol=order.symbol,
+            strategy=order.strategy,
+            client_order_id=order.client_order_id,
+            venue_order_id=result.venue_order_id,
+            trade_id=f.trade_id,
+            side=order.side,
+            quantity=f.quantity,
+            price=f.price,
+            fee=f.fee,
+            fee_currency=f.fee_currency,
+            liquidity=f.liquidity,
+            arrival_price=result.arrival_price,
+        )
+        for f in result.fills
+    ]
     return events

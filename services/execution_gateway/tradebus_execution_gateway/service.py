@@ -4,7 +4,6 @@ import logging
 
 import msgspec
 from nats.aio.msg import Msg
-
 from tradebus_common import subjects
 from tradebus_common.bus import Bus, Subscription, typed_decoder
 from tradebus_common.config import Config
@@ -24,8 +23,10 @@ async def make_venues(config: Config, bus: Bus) -> dict[str, Venue]:
     kv = await bus.kv(subjects.BUCKET_PAPER_VENUE)
     for name, venue_cfg in config.venues.items():
         if venue_cfg.kind != "paper":
-            log.error("venue kind not supported yet; venue disabled",
-                      extra={"venue": name, "kind": venue_cfg.kind})
+            log.error(
+                "venue kind not supported yet; venue disabled",
+                extra={"venue": name, "kind": venue_cfg.kind},
+            )
             continue
         paper = PaperVenue(name, venue_cfg, bus, kv)
         await paper.load()
@@ -36,6 +37,7 @@ async def make_venues(config: Config, bus: Bus) -> dict[str, Venue]:
 async def serve_positions(ctx: ServiceContext, venues: dict[str, Venue]) -> None:
     """Answer rpc.venue.<venue>.positions (core request/reply) for the reconciler."""
     for name, venue in venues.items():
+
         async def respond(msg: Msg, venue: Venue = venue) -> None:
             await msg.respond(_encoder.encode(await venue.positions()))
 
@@ -47,10 +49,14 @@ async def build(ctx: ServiceContext) -> None:
     venues = await make_venues(ctx.config, ctx.bus)
     journal = await ctx.bus.kv(subjects.BUCKET_ORDER_JOURNAL)
     await serve_positions(ctx, venues)
-    ctx.subscriptions.append(Subscription(
-        durable="execution-gateway", filter_subjects=[subjects.APPROVED_ALL],
-        decoder=typed_decoder(OrderApproved), handler=ApprovedOrderHandler(venues, journal),
-    ))
+    ctx.subscriptions.append(
+        Subscription(
+            durable="execution-gateway",
+            filter_subjects=[subjects.APPROVED_ALL],
+            decoder=typed_decoder(OrderApproved),
+            handler=ApprovedOrderHandler(venues, journal),
+        )
+    )
 
 
 SPEC = ServiceSpec(name="execution-gateway", build=build)

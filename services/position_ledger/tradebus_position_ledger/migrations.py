@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
-
 from tradebus_common.errors import ConfigError
 
 log = logging.getLogger("tradebus.position_ledger.migrations")
@@ -49,16 +48,19 @@ async def _apply_missing(conn: asyncpg.Connection, migrations: list[Migration]) 
     current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
     known = migrations[-1].version if migrations else 0
     if current > known:
-        raise ConfigError(f"database schema version {current} is newer than this code "
-                          f"knows ({known}): upgrade tradebus before starting the ledger")
+        raise ConfigError(
+            f"database schema version {current} is newer than this code "
+            f"knows ({known}): upgrade tradebus before starting the ledger"
+        )
     applied = []
     for m in migrations:
         if m.version <= current:
             continue
         async with conn.transaction():
             await conn.execute(m.sql)
-            await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                               m.version, m.name)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name
+            )
         log.info("migration applied", extra={"version": m.version, "migration": m.name})
         applied.append(m.version)
     return applied

@@ -40,11 +40,18 @@ def fee_in_quote(fill: Fill) -> Decimal:
 def apply_fill(pos: Position, fill: Fill) -> Position:
     signed = fill.quantity if fill.side is Side.BUY else -fill.quantity
     fee = fee_in_quote(fill)
-    pos = replace(pos, realized_pnl=pos.realized_pnl - fee, fees_paid=pos.fees_paid + fee,
-                  fill_count=pos.fill_count + 1)
+    pos = replace(
+        pos,
+        realized_pnl=pos.realized_pnl - fee,
+        fees_paid=pos.fees_paid + fee,
+        fill_count=pos.fill_count + 1,
+    )
     if pos.quantity == 0 or (pos.quantity > 0) == (signed > 0):
-        return replace(pos, quantity=pos.quantity + signed,
-                       cost_basis=pos.cost_basis + abs(signed) * fill.price)
+        return replace(
+            pos,
+            quantity=pos.quantity + signed,
+            cost_basis=pos.cost_basis + abs(signed) * fill.price,
+        )
     return _reduce(pos, signed, fill.price)
 
 
@@ -58,7 +65,12 @@ def _reduce(pos: Position, signed: Decimal, price: Decimal) -> Position:
     if new_qty == 0:
         return replace(pos, quantity=ZERO, cost_basis=ZERO, realized_pnl=realized)
     if (new_qty > 0) == (pos.quantity > 0):  # partly reduced: the average is unchanged
-        return replace(pos, quantity=new_qty, cost_basis=pos.cost_basis - closed_cost,
-                       realized_pnl=realized)
-    return replace(pos, quantity=new_qty, cost_basis=abs(new_qty) * price,  # flipped
-                   realized_pnl=realized)
+        return replace(
+            pos, quantity=new_qty, cost_basis=pos.cost_basis - closed_cost, realized_pnl=realized
+        )
+    return replace(
+        pos,
+        quantity=new_qty,
+        cost_basis=abs(new_qty) * price,  # flipped
+        realized_pnl=realized,
+    )

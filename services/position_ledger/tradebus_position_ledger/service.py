@@ -3,7 +3,6 @@ from __future__ import annotations
 import logging
 
 import asyncpg
-
 from tradebus_common import subjects
 from tradebus_common.bus import Subscription, typed_decoder
 from tradebus_common.errors import ConfigError
@@ -20,8 +19,9 @@ log = logging.getLogger("tradebus.position_ledger")
 async def open_pool(ctx: ServiceContext) -> asyncpg.Pool:
     dsn = ctx.config.database_dsn()
     if not dsn:
-        raise ConfigError("position-ledger needs a database: set [database] dsn or "
-                          "TRADEBUS__DATABASE__DSN")
+        raise ConfigError(
+            "position-ledger needs a database: set [database] dsn or TRADEBUS__DATABASE__DSN"
+        )
     db = ctx.config.database
     pool = await asyncpg.create_pool(dsn, min_size=db.min_pool, max_size=db.max_pool)
     async with pool.acquire() as conn:
@@ -35,20 +35,35 @@ async def build(ctx: ServiceContext) -> None:
 
     async def on_fill(fill: Fill) -> list[Event]:
         pos = await record_fill(pool, fill, None)
-        log.info("fill recorded" if pos else "fill already recorded (no-op)",
-                 extra={"fill_id": fill.id, "venue": fill.venue, "trade_id": fill.trade_id})
+        log.info(
+            "fill recorded" if pos else "fill already recorded (no-op)",
+            extra={"fill_id": fill.id, "venue": fill.venue, "trade_id": fill.trade_id},
+        )
         if pos is None:
             return []
-        return [PositionChanged(
-            id=derive_id(fill.id, "position"), account=fill.account, venue=fill.venue,
-            symbol=fill.symbol, strategy=fill.strategy, quantity=pos.quantity,
-            avg_price=pos.avg_price, realized_pnl=pos.realized_pnl, fees_paid=pos.fees_paid,
-            fill_id=fill.id)]
+        return [
+            PositionChanged(
+                id=derive_id(fill.id, "position"),
+                account=fill.account,
+                venue=fill.venue,
+                symbol=fill.symbol,
+                strategy=fill.strategy,
+                quantity=pos.quantity,
+                avg_price=pos.avg_price,
+                realized_pnl=pos.realized_pnl,
+                fees_paid=pos.fees_paid,
+                fill_id=fill.id,
+            )
+        ]
 
-    ctx.subscriptions.append(Subscription(
-        durable="position-ledger", filter_subjects=[subjects.FILL_ALL],
-        decoder=typed_decoder(Fill), handler=on_fill,
-    ))
+    ctx.subscriptions.append(
+        Subscription(
+            durable="position-ledger",
+            filter_subjects=[subjects.FILL_ALL],
+            decoder=typed_decoder(Fill),
+            handler=on_fill,
+        )
+    )
 
 
 SPEC = ServiceSpec(name="position-ledger", build=build)

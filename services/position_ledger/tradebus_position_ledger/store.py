@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncpg
-
 from tradebus_common.events import Fill
 
 from .projection import Position, apply_fill
@@ -33,14 +32,38 @@ async def record_fill(pool: asyncpg.Pool, fill: Fill, stream_seq: int | None) ->
     key = (fill.account, fill.venue, fill.symbol, fill.strategy)
     async with pool.acquire() as conn, conn.transaction():
         inserted = await conn.fetchval(
-            _INSERT_FILL, fill.id, fill.venue, fill.trade_id, fill.account, fill.strategy,
-            fill.symbol, fill.client_order_id, fill.venue_order_id, fill.side.value,
-            fill.quantity, fill.price, fill.fee, fill.fee_currency, fill.liquidity.value,
-            fill.reconciliation, fill.correlation_id, fill.ts, stream_seq)
+            _INSERT_FILL,
+            fill.id,
+            fill.venue,
+            fill.trade_id,
+            fill.account,
+            fill.strategy,
+            fill.symbol,
+            fill.client_order_id,
+            fill.venue_order_id,
+            fill.side.value,
+            fill.quantity,
+            fill.price,
+            fill.fee,
+            fill.fee_currency,
+            fill.liquidity.value,
+            fill.reconciliation,
+            fill.correlation_id,
+            fill.ts,
+            stream_seq,
+        )
         if inserted is None:
             return None
         row = await conn.fetchrow(_SELECT_POSITION, *key)
         pos = apply_fill(Position(**dict(row)) if row else Position(), fill)
-        await conn.execute(_UPSERT_POSITION, *key, pos.quantity, pos.cost_basis, pos.avg_price,
-                           pos.realized_pnl, pos.fees_paid, pos.fill_count)
+        await conn.execute(
+            _UPSERT_POSITION,
+            *key,
+            pos.quantity,
+            pos.cost_basis,
+            pos.avg_price,
+            pos.realized_pnl,
+            pos.fees_paid,
+            pos.fill_count,
+        )
         return pos

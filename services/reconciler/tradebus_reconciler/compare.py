@@ -15,13 +15,21 @@ def net_by_symbol(positions: list[PositionView]) -> dict[str, Decimal]:
     return dict(totals)
 
 
-def compare_positions(venue: str, ledger: list[PositionView], remote: list[PositionView],
-                      tolerance: Decimal = Decimal(0)) -> tuple[int, list[ReconMismatch]]:
+def compare_positions(
+    venue: str,
+    ledger: list[PositionView],
+    remote: list[PositionView],
+    tolerance: Decimal = Decimal(0),
+) -> tuple[int, list[ReconMismatch]]:
     ours, theirs = net_by_symbol(ledger), net_by_symbol(remote)
     symbols = sorted(set(ours) | set(theirs))
     mismatches = [
-        ReconMismatch(venue=venue, symbol=s, ledger_quantity=ours.get(s, Decimal(0)),
-                      venue_quantity=theirs.get(s, Decimal(0)))
+        ReconMismatch(
+            venue=venue,
+            symbol=s,
+            ledger_quantity=ours.get(s, Decimal(0)),
+            venue_quantity=theirs.get(s, Decimal(0)),
+        )
         for s in symbols
         if abs(ours.get(s, Decimal(0)) - theirs.get(s, Decimal(0))) > tolerance
     ]

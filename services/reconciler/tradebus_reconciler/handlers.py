@@ -6,7 +6,6 @@ import logging
 
 import asyncpg
 import nats
-
 from tradebus_common import subjects
 from tradebus_common.bus import Bus
 from tradebus_common.codec import decoder_for
@@ -45,8 +44,9 @@ async def ledger_positions(pool: asyncpg.Pool, venue: str) -> list[PositionView]
 
 async def venue_positions(bus: Bus, venue: str) -> list[PositionView]:
     try:
-        reply = await bus.nc.request(subjects.venue_positions_rpc(venue), b"",
-                                     timeout=VENUE_RPC_TIMEOUT_S)
+        reply = await bus.nc.request(
+            subjects.venue_positions_rpc(venue), b"", timeout=VENUE_RPC_TIMEOUT_S
+        )
     except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as e:
         raise TransientError(f"venue {venue} did not answer: {e!r}") from e
     return _positions_decoder.decode(reply.data)
@@ -60,8 +60,9 @@ class ReconcileHandler:
 
     async def __call__(self, cmd: ControlCommand) -> list[Event]:
         if cmd.action is not ControlAction.RECONCILE:
-            raise PermanentError(f"reconciler does not handle {cmd.action}",
-                                 ErrorCode.INVALID_COMMAND)
+            raise PermanentError(
+                f"reconciler does not handle {cmd.action}", ErrorCode.INVALID_COMMAND
+            )
         venues = [cmd.scope] if cmd.scope in self.config.venues else list(self.config.venues)
         events: list[Event] = []
         for venue in venues:
@@ -72,16 +73,28 @@ class ReconcileHandler:
         ledger = await ledger_positions(self.pool, venue)
         remote = await venue_positions(self.bus, venue)
         compared, mismatches = compare_positions(venue, ledger, remote)
-        report = ReconReport(id=derive_id(cmd.id, "recon", venue), venue=venue,
-                             clean=not mismatches, positions_compared=compared,
-                             mismatches=mismatches)
-        log.info("reconciliation done", extra={"venue": venue, "clean": report.clean,
-                                               "mismatches": len(mismatches)})
+        report = ReconReport(
+            id=derive_id(cmd.id, "recon", venue),
+            venue=venue,
+            clean=not mismatches,
+            positions_compared=compared,
+            mismatches=mismatches,
+        )
+        log.info(
+            "reconciliation done",
+            extra={"venue": venue, "clean": report.clean, "mismatches": len(mismatches)},
+        )
         if report.clean:
             return [report]
-        return [report, Alert(
-            id=derive_id(cmd.id, "recon-alert", venue), severity=Severity.ERROR,
-            source="reconciler", code=AlertCode.RECON_MISMATCH,
-            message=f"{venue}: {len(mismatches)} position mismatch(es) between ledger and venue",
-            context={"symbols": [m.symbol for m in mismatches]},
-            dedup_key=f"reconciler:positions:{venue}")]
+        return [
+            report,
+            Alert(
+                id=derive_id(cmd.id, "recon-alert", venue),
+                severity=Severity.ERROR,
+                source="reconciler",
+                code=AlertCode.RECON_MISMATCH,
+                message=f"{venue}: {len(mismatches)} position mismatch(es) between ledger and venue",
+                context={"symbols": [m.symbol for m in mismatches]},
+                dedup_key=f"reconciler:positions:{venue}",
+            ),
+        ]

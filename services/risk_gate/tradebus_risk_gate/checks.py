@@ -47,13 +47,18 @@ def order_price(intent: OrderIntent, view: RiskView) -> Decimal | None:
 def check_max_notional(intent: OrderIntent, view: RiskView) -> Denial | None:
     price = order_price(intent, view)
     if price is None:
-        return Denial(DenyReason.NO_MARKET_PRICE,
-                      f"no market price for {intent.venue}/{intent.symbol}")
+        return Denial(
+            DenyReason.NO_MARKET_PRICE, f"no market price for {intent.venue}/{intent.symbol}"
+        )
     notional = intent.quantity * price
     limit = view.limits.max_notional_per_order
     if notional > limit:
-        return Denial(DenyReason.MAX_NOTIONAL, f"notional {notional} over {limit}",
-                      limit=limit, current=notional)
+        return Denial(
+            DenyReason.MAX_NOTIONAL,
+            f"notional {notional} over {limit}",
+            limit=limit,
+            current=notional,
+        )
     return None
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from nats.aio.msg import Msg
-
 from tradebus_common import subjects
 from tradebus_common.bus import Subscription
 from tradebus_common.codec import decode
@@ -32,11 +31,14 @@ async def build(ctx: ServiceContext) -> None:
     async def handle(event: Any) -> Any:
         return await (intents(event) if isinstance(event, OrderIntent) else control(event))
 
-    ctx.subscriptions.append(Subscription(
-        durable="risk-gate",
-        filter_subjects=[subjects.INTENT_ALL, subjects.CONTROL_HALT, subjects.CONTROL_RESUME],
-        decoder=decode_message, handler=handle,
-    ))
+    ctx.subscriptions.append(
+        Subscription(
+            durable="risk-gate",
+            filter_subjects=[subjects.INTENT_ALL, subjects.CONTROL_HALT, subjects.CONTROL_RESUME],
+            decoder=decode_message,
+            handler=handle,
+        )
+    )
 
 
 SPEC = ServiceSpec(name="risk-gate", build=build)

@@ -6,7 +6,6 @@ import logging
 
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
-
 from tradebus_common.bus import Bus
 from tradebus_common.config import Config
 from tradebus_common.events import Event, OrderIntent, Signal
@@ -21,10 +20,18 @@ def size(signal: Signal, config: Config) -> OrderIntent:
     """Fixed-quantity sizing: the strategy's configured quantity, else the signal's."""
     strategy = config.strategies[signal.strategy]
     return OrderIntent(
-        id=derive_id(signal.id, "intent", 0), correlation_id=signal.id, causation_id=signal.id,
-        strategy=signal.strategy, venue=signal.venue, symbol=signal.symbol, side=signal.side,
-        quantity=strategy.quantity or signal.quantity, order_type=signal.order_type,
-        limit_price=signal.limit_price, signal_id=signal.id, leg=0,
+        id=derive_id(signal.id, "intent", 0),
+        correlation_id=signal.id,
+        causation_id=signal.id,
+        strategy=signal.strategy,
+        venue=signal.venue,
+        symbol=signal.symbol,
+        side=signal.side,
+        quantity=signal.quantity if strategy.quantity is None else strategy.quantity,
+        order_type=signal.order_type,
+        limit_price=signal.limit_price,
+        signal_id=signal.id,
+        leg=0,
     )
 
 

@@ -24,8 +24,9 @@ def validate(signal: Signal, config: Config) -> None:
     if venue is None:
         raise _reject(ErrorCode.UNKNOWN_VENUE, f"unknown venue {signal.venue!r}")
     if signal.symbol not in venue.symbols:
-        raise _reject(ErrorCode.UNKNOWN_SYMBOL,
-                      f"symbol {signal.symbol!r} is not traded on {signal.venue!r}")
+        raise _reject(
+            ErrorCode.UNKNOWN_SYMBOL, f"symbol {signal.symbol!r} is not traded on {signal.venue!r}"
+        )
     _check_quantity(signal.quantity)
     _check_order_type(signal)
 

@@ -21,6 +21,7 @@ from .. import subjects
 from ..bus import MSG_ID
 from ..codec import decode, encode
 from ..config import load_config
+from ..errors import PermanentError
 from ..events import (
     ControlAction,
     ControlCommand,
@@ -32,13 +33,16 @@ from ..events import (
     Signal,
     TradingStateChanged,
 )
-from ..errors import PermanentError
 from ..ids import derive_id, new_id
 from .render import render
 
-TAIL_SUBJECTS = {"fills": subjects.FILL_ALL, "orders": subjects.ORDER_ALL,
-                 "positions": subjects.POSITION_ALL,
-                 "alerts": subjects.ALERT_ALL, "all": subjects.TRADING_ALL}
+TAIL_SUBJECTS = {
+    "fills": subjects.FILL_ALL,
+    "orders": subjects.ORDER_ALL,
+    "positions": subjects.POSITION_ALL,
+    "alerts": subjects.ALERT_ALL,
+    "all": subjects.TRADING_ALL,
+}
 
 
 class ClientError(Exception):
@@ -57,11 +61,13 @@ def nats_url(args: Any) -> str:
 async def connected(args: Any) -> AsyncIterator[NATS]:
     url = nats_url(args)
     try:
-        nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=0,
-                                allow_reconnect=False)
+        nc = await nats.connect(
+            url, connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False
+        )
     except Exception as e:
-        raise ClientError(f"cannot reach NATS at {url}: {e!r} (is the stack up? "
-                          f"`make run`, or pass --nats URL)") from e
+        raise ClientError(
+            f"cannot reach NATS at {url}: {e!r} (is the stack up? `make run`, or pass --nats URL)"
+        ) from e
     try:
         yield nc
     finally:
@@ -84,20 +90,28 @@ def _decimal(name: str, raw: str | None) -> Decimal | None:
 
 async def cmd_signal(args: Any) -> int:
     signal = Signal(
-        id=args.id or new_id(), strategy=args.strategy, venue=args.venue, symbol=args.symbol,
-        side=Side(args.side), quantity=_decimal("qty", args.qty),  # type: ignore[arg-type]
-        order_type=OrderType(args.type), limit_price=_decimal("price", args.price),
+        id=args.id or new_id(),
+        strategy=args.strategy,
+        venue=args.venue,
+        symbol=args.symbol,
+        side=Side(args.side),
+        quantity=_decimal("qty", args.qty),  # type: ignore[arg-type]
+        order_type=OrderType(args.type),
+        limit_price=_decimal("price", args.price),
     )
     async with connected(args) as nc:
         ack = await publish(nc, signal)
     dup = " (duplicate: already in the stream)" if ack.duplicate else ""
-    print(f"signal {signal.id} published to {subjects.signal(signal.strategy)} "
-          f"(stream seq {ack.seq}){dup}")
+    print(
+        f"signal {signal.id} published to {subjects.signal(signal.strategy)} "
+        f"(stream seq {ack.seq}){dup}"
+    )
     return 0
 
 
-async def _wait_for(nc: NATS, subject: str, match: Callable[[Any], bool],
-                    timeout_s: float) -> list[Any]:
+async def _wait_for(
+    nc: NATS, subject: str, match: Callable[[Any], bool], timeout_s: float
+) -> list[Any]:
     """Collect decoded events on `subject` that match, until timeout; return what arrived."""
     found: list[Any] = []
     done = asyncio.Event()
@@ -121,23 +135,32 @@ async def _wait_for(nc: NATS, subject: str, match: Callable[[Any], bool],
 
 
 async def _control(args: Any, action: ControlAction, reason: str, operator: str) -> int:
-    cmd = ControlCommand(action=action, reason=reason, operator=operator,
-                         scope=getattr(args, "scope", "global"))
+    cmd = ControlCommand(
+        action=action, reason=reason, operator=operator, scope=getattr(args, "scope", "global")
+    )
     expected = derive_id(cmd.id, "state")
     async with connected(args) as nc:
-        waiter = asyncio.create_task(_wait_for(
-            nc, subjects.RISK_STATE, lambda e: getattr(e, "id", "") == expected, args.timeout))
+        waiter = asyncio.create_task(
+            _wait_for(
+                nc, subjects.RISK_STATE, lambda e: getattr(e, "id", "") == expected, args.timeout
+            )
+        )
         await asyncio.sleep(0)  # let the subscription register before publishing
         await nc.flush()
         await publish(nc, cmd)
         confirmed = await waiter
     if confirmed:
         state: TradingStateChanged = confirmed[0]
-        print(f"trading {state.state.value}: {state.reason} (by {state.operator}), "
-              f"confirmed by risk-gate")
+        print(
+            f"trading {state.state.value}: {state.reason} (by {state.operator}), "
+            f"confirmed by risk-gate"
+        )
         return 0
-    print(f"{action.value} published; risk-gate did not confirm within {args.timeout}s "
-          f"(it applies the command when it runs)", file=sys.stderr)
+    print(
+        f"{action.value} published; risk-gate did not confirm within {args.timeout}s "
+        f"(it applies the command when it runs)",
+        file=sys.stderr,
+    )
     return 0 if action is ControlAction.HALT else 1
 
 
@@ -152,19 +175,29 @@ async def cmd_resume(args: Any) -> int:
 
 
 async def cmd_reconcile(args: Any) -> int:
-    cmd = ControlCommand(action=ControlAction.RECONCILE, operator=args.operator,
-                         scope=args.venue or "global", reason="on demand")
+    cmd = ControlCommand(
+        action=ControlAction.RECONCILE,
+        operator=args.operator,
+        scope=args.venue or "global",
+        reason="on demand",
+    )
     async with connected(args) as nc:
-        waiter = asyncio.create_task(_wait_for(
-            nc, subjects.RECON_REPORT,
-            lambda e: isinstance(e, ReconReport) and e.causation_id == cmd.id, args.timeout))
+        waiter = asyncio.create_task(
+            _wait_for(
+                nc,
+                subjects.RECON_REPORT,
+                lambda e: isinstance(e, ReconReport) and e.causation_id == cmd.id,
+                args.timeout,
+            )
+        )
         await asyncio.sleep(0)
         await nc.flush()
         await publish(nc, cmd)
         reports: list[ReconReport] = await waiter
     if not reports:
-        raise ClientError(f"no reconciliation report within {args.timeout}s "
-                          f"(is the reconciler running?)")
+        raise ClientError(
+            f"no reconciliation report within {args.timeout}s (is the reconciler running?)"
+        )
     for report in reports:
         print(json.dumps(msgspec.to_builtins(report)) if args.json else render(report))
     return 0 if all(r.clean for r in reports) else 3
@@ -175,8 +208,7 @@ async def cmd_tail(args: Any) -> int:
     policy = api.DeliverPolicy.ALL if args.from_start else api.DeliverPolicy.NEW
     seen = 0
     async with connected(args) as nc:
-        sub = await nc.jetstream().subscribe(subject, ordered_consumer=True,
-                                             deliver_policy=policy)
+        sub = await nc.jetstream().subscribe(subject, ordered_consumer=True, deliver_policy=policy)
         try:
             while args.count is None or seen < args.count:
                 msg = await sub.next_msg(timeout=None)
@@ -210,8 +242,7 @@ async def _health(nc: NATS) -> list[Heartbeat]:
 async def _state(nc: NATS) -> TradingStateChanged | None:
     try:
         kv = await nc.jetstream().key_value(subjects.BUCKET_CONTROL)
-        return decode((await kv.get(subjects.CONTROL_STATE_KEY)).value or b"",
-                      TradingStateChanged)
+        return decode((await kv.get(subjects.CONTROL_STATE_KEY)).value or b"", TradingStateChanged)
     except (KeyNotFoundError, NotFoundError):
         return None
 
@@ -220,9 +251,11 @@ async def _consumers(nc: NATS) -> dict[str, dict[str, int]]:
     out = {}
     try:
         for info in await nc.jetstream().consumers_info(subjects.STREAM_TRADING):
-            out[info.name] = {"pending": info.num_pending or 0,
-                              "ack_pending": info.num_ack_pending or 0,
-                              "redelivered": info.num_redelivered or 0}
+            out[info.name] = {
+                "pending": info.num_pending or 0,
+                "ack_pending": info.num_ack_pending or 0,
+                "redelivered": info.num_redelivered or 0,
+            }
     except NotFoundError:
         pass
     return out
@@ -233,8 +266,13 @@ async def cmd_status(args: Any) -> int:
     from .status import build_status, print_status
 
     async with connected(args) as nc:
-        status = build_status(SERVICE_NAMES, await _health(nc), await _state(nc),
-                              await _consumers(nc), args.stale_after)
+        status = build_status(
+            SERVICE_NAMES,
+            await _health(nc),
+            await _state(nc),
+            await _consumers(nc),
+            args.stale_after,
+        )
     if args.json:
         print(json.dumps(status, indent=2, default=str))
     else:

@@ -66,8 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="health of each service and the trading state")
     _client_opts(p)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--stale-after", type=float, default=15.0,
-                   help="a heartbeat older than this many seconds is unhealthy")
+    p.add_argument(
+        "--stale-after",
+        type=float,
+        default=15.0,
+        help="a heartbeat older than this many seconds is unhealthy",
+    )
 
     p = sub.add_parser("reconcile", help="compare ledger and venue positions now")
     _client_opts(p)
@@ -98,8 +102,12 @@ def run_service_cmd(args: argparse.Namespace) -> int:
 
 
 ASYNC_COMMANDS = {
-    "signal": client.cmd_signal, "tail": client.cmd_tail, "halt": client.cmd_halt,
-    "resume": client.cmd_resume, "status": client.cmd_status, "reconcile": client.cmd_reconcile,
+    "signal": client.cmd_signal,
+    "tail": client.cmd_tail,
+    "halt": client.cmd_halt,
+    "resume": client.cmd_resume,
+    "status": client.cmd_status,
+    "reconcile": client.cmd_reconcile,
 }
 
 

@@ -14,14 +14,20 @@ def _ts(event: ev.Event) -> str:
 def _describe(e: Any) -> str:
     match e:
         case ev.Fill():
-            return (f"FILL      {e.venue} {e.symbol} {e.side.value} {e.quantity} @ {e.price} "
-                    f"fee {e.fee} {e.fee_currency} cid={e.client_order_id}")
+            return (
+                f"FILL      {e.venue} {e.symbol} {e.side.value} {e.quantity} @ {e.price} "
+                f"fee {e.fee} {e.fee_currency} cid={e.client_order_id}"
+            )
         case ev.PositionChanged():
-            return (f"POSITION  {e.venue} {e.symbol} {e.strategy} qty {e.quantity} "
-                    f"avg {e.avg_price} realized {e.realized_pnl}")
+            return (
+                f"POSITION  {e.venue} {e.symbol} {e.strategy} qty {e.quantity} "
+                f"avg {e.avg_price} realized {e.realized_pnl}"
+            )
         case ev.OrderApproved():
-            return (f"APPROVED  {e.venue} {e.symbol} {e.side.value} {e.quantity} "
-                    f"cid={e.client_order_id}")
+            return (
+                f"APPROVED  {e.venue} {e.symbol} {e.side.value} {e.quantity} "
+                f"cid={e.client_order_id}"
+            )
         case ev.OrderDenied():
             return f"DENIED    {e.venue} {e.symbol} {e.reason.value}: {e.detail}"
         case ev.OrderEvent():
@@ -34,15 +40,19 @@ def _describe(e: Any) -> str:
         case ev.ReconReport():
             verdict = "clean" if e.clean else f"{len(e.mismatches)} mismatch(es)"
             lines = [f"RECON     {e.venue}: {verdict}, {e.positions_compared} symbol(s)"]
-            lines += [f"          {m.symbol}: ledger {m.ledger_quantity} venue {m.venue_quantity}"
-                      for m in e.mismatches]
+            lines += [
+                f"          {m.symbol}: ledger {m.ledger_quantity} venue {m.venue_quantity}"
+                for m in e.mismatches
+            ]
             return "\n".join(lines)
         case ev.MessageDeadLettered():
             return f"DEAD      {e.service} {e.reason.value} on {e.subject}: {e.error[:120]}"
         case ev.Signal() | ev.OrderIntent():
             kind = "SIGNAL" if isinstance(e, ev.Signal) else "INTENT"
-            return (f"{kind:<9} {e.strategy} {e.venue} {e.symbol} {e.side.value} "
-                    f"{e.quantity} {e.order_type.value}")
+            return (
+                f"{kind:<9} {e.strategy} {e.venue} {e.symbol} {e.side.value} "
+                f"{e.quantity} {e.order_type.value}"
+            )
     return type(e).__name__
 
 

@@ -6,8 +6,14 @@ import importlib
 
 from ..runtime import ServiceSpec
 
-SERVICE_NAMES = ("signal", "risk-gate", "execution-gateway", "position-ledger", "reconciler",
-                 "alerting")
+SERVICE_NAMES = (
+    "signal",
+    "risk-gate",
+    "execution-gateway",
+    "position-ledger",
+    "reconciler",
+    "alerting",
+)
 
 # The demo price feed runs through the same runtime but is not one of the six services.
 RUNNABLE: dict[str, str] = {

@@ -8,9 +8,13 @@ from typing import Any
 from ..events import Heartbeat, TradingStateChanged
 
 
-def build_status(names: tuple[str, ...], beats: list[Heartbeat],
-                 state: TradingStateChanged | None, consumers: dict[str, dict[str, int]],
-                 stale_after_s: float) -> dict[str, Any]:
+def build_status(
+    names: tuple[str, ...],
+    beats: list[Heartbeat],
+    state: TradingStateChanged | None,
+    consumers: dict[str, dict[str, int]],
+    stale_after_s: float,
+) -> dict[str, Any]:
     now = datetime.now(UTC)
     services: dict[str, Any] = {}
     for name in names:
@@ -34,13 +38,23 @@ def build_status(names: tuple[str, ...], beats: list[Heartbeat],
 
 
 def print_status(status: dict[str, Any]) -> None:
-    print(f"trading state: {status['trading_state']}"
-          + (f" ({status['state_reason']}, by {status['state_operator']})"
-             if status["state_reason"] else ""))
+    print(
+        f"trading state: {status['trading_state']}"
+        + (
+            f" ({status['state_reason']}, by {status['state_operator']})"
+            if status["state_reason"]
+            else ""
+        )
+    )
     print(f"{'service':<20}{'health':<10}{'last beat':<12}{'pending':<9}{'unacked':<8}")
     for name, s in status["services"].items():
-        beat = f"{s['last_heartbeat_age_s']}s ago" if s["last_heartbeat_age_s"] is not None \
+        beat = (
+            f"{s['last_heartbeat_age_s']}s ago"
+            if s["last_heartbeat_age_s"] is not None
             else "never"
+        )
         c = s["consumer"] or {}
-        print(f"{name:<20}{'ok' if s['healthy'] else 'DOWN':<10}{beat:<12}"
-              f"{c.get('pending', '-')!s:<9}{c.get('ack_pending', '-')!s:<8}")
+        print(
+            f"{name:<20}{'ok' if s['healthy'] else 'DOWN':<10}{beat:<12}"
+            f"{c.get('pending', '-')!s:<9}{c.get('ack_pending', '-')!s:<8}"
+        )

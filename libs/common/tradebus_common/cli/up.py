@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, load_config
+from ..telemetry import redact_url
 from ..stack.servers import NatsServer, Postgres, StackError, child_env
 from .services import SERVICE_NAMES
 
@@ -50,8 +51,16 @@ class Supervisor:
     async def spawn(self, child: Child) -> None:
         log = open(child.log_path, "ab")  # noqa: SIM115 - handed to the child process
         child.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tradebus_common.cli.main", "run", child.name,
-            env=self.env, stdout=log, stderr=log, start_new_session=True)
+            sys.executable,
+            "-m",
+            "tradebus_common.cli.main",
+            "run",
+            child.name,
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         log.close()
         child.started = time.monotonic()
 
@@ -65,9 +74,12 @@ class Supervisor:
                 return
             lived = time.monotonic() - child.started
             child.restarts = 0 if lived > 60 else child.restarts + 1
-            delay = min(MAX_BACKOFF_S, 2 ** child.restarts / 2)
-            print(f"! {child.name} exited with {code}; restarting in {delay:.1f}s "
-                  f"(log: {child.log_path})", flush=True)
+            delay = min(MAX_BACKOFF_S, 2**child.restarts / 2)
+            print(
+                f"! {child.name} exited with {code}; restarting in {delay:.1f}s "
+                f"(log: {child.log_path})",
+                flush=True,
+            )
             await asyncio.sleep(delay)
 
     async def stop(self, timeout_s: float = 15.0) -> None:
@@ -108,8 +120,8 @@ async def wait_healthy(url: str, names: tuple[str, ...], timeout_s: float) -> li
 def banner(url: str, dsn: str, data_dir: Path, log_dir: Path) -> str:
     return f"""
 tradebus is up (paper mode)
-  NATS        {url}
-  PostgreSQL  {dsn}
+  NATS        {redact_url(url)}
+  PostgreSQL  {redact_url(dsn)}
   data dir    {data_dir}   (state survives a restart)
   logs        {log_dir}/<service>.log
 
@@ -130,8 +142,10 @@ async def run_up(args: Any) -> int:
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     if not port_free(args.nats_port):
-        raise StackError(f"port {args.nats_port} is in use (another stack running?): "
-                         f"stop it or pass --nats-port N")
+        raise StackError(
+            f"port {args.nats_port} is in use (another stack running?): "
+            f"stop it or pass --nats-port N"
+        )
     nats_server = NatsServer(data_dir / "nats", args.nats_port).start()
     postgres: Postgres | None = None
     supervisor: Supervisor | None = None
@@ -147,8 +161,10 @@ async def run_up(args: Any) -> int:
         watchers = [asyncio.create_task(supervisor.watch(c)) for c in supervisor.children]
         missing = await wait_healthy(nats_server.url, SERVICE_NAMES, args.ready_timeout)
         if missing:
-            print(f"! not healthy after {args.ready_timeout}s: {', '.join(missing)} "
-                  f"(see {log_dir})", flush=True)
+            print(
+                f"! not healthy after {args.ready_timeout}s: {', '.join(missing)} (see {log_dir})",
+                flush=True,
+            )
         print(banner(nats_server.url, dsn, data_dir, log_dir), flush=True)
         await wait_for_signal()
         print("stopping ...", flush=True)

@@ -62,8 +62,16 @@ class NatsServer:
 
     def start(self, timeout_s: float = 15.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        args = [nats_server_binary(), "-js", "-sd", str(self.store_dir),
-                "-a", "127.0.0.1", "-p", str(self.port)]
+        args = [
+            nats_server_binary(),
+            "-js",
+            "-sd",
+            str(self.store_dir),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+        ]
         if self.monitor_port:
             args += ["-m", str(self.monitor_port)]
         self.log_file = self.store_dir / "nats-server.log"

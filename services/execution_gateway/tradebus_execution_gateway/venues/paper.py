@@ -13,7 +13,6 @@ from decimal import Decimal
 import msgspec
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
-
 from tradebus_common import subjects
 from tradebus_common.bus import Bus
 from tradebus_common.codec import decoder_for
@@ -46,7 +45,7 @@ class PaperVenue:
         prefix = f"{subjects.token(self.name)}.order."
         for key in keys:
             if key.startswith(prefix):
-                order = await self.fetch_order(key[len(prefix):])
+                order = await self.fetch_order(key[len(prefix) :])
                 if order is not None:
                     self._apply(order)
 
@@ -72,8 +71,10 @@ class PaperVenue:
         return outcome
 
     async def positions(self) -> list[PositionView]:
-        return [PositionView(venue=self.name, symbol=symbol, quantity=qty)
-                for symbol, qty in sorted(self._positions.items())]
+        return [
+            PositionView(venue=self.name, symbol=symbol, quantity=qty)
+            for symbol, qty in sorted(self._positions.items())
+        ]
 
     def _apply(self, order: VenueOrder) -> None:
         sign = 1 if order.side is Side.BUY else -1
@@ -89,20 +90,34 @@ class PaperVenue:
             return self._rejected(order, price, "resting limit orders are not simulated yet")
         fee = (order.quantity * price * self.config.taker_fee_rate).quantize(Decimal("1e-8"))
         fill = VenueFill(
-            trade_id=f"T{order.client_order_id}", quantity=order.quantity, price=price, fee=fee,
-            fee_currency=self.config.quote_currency, liquidity=Liquidity.TAKER,
+            trade_id=f"T{order.client_order_id}",
+            quantity=order.quantity,
+            price=price,
+            fee=fee,
+            fee_currency=self.config.quote_currency,
+            liquidity=Liquidity.TAKER,
         )
         return VenueOrder(
-            client_order_id=order.client_order_id, venue_order_id=f"P{order.client_order_id}",
-            symbol=order.symbol, side=order.side, quantity=order.quantity,
-            status=VenueOrderStatus.FILLED, arrival_price=price, fills=[fill],
+            client_order_id=order.client_order_id,
+            venue_order_id=f"P{order.client_order_id}",
+            symbol=order.symbol,
+            side=order.side,
+            quantity=order.quantity,
+            status=VenueOrderStatus.FILLED,
+            arrival_price=price,
+            fills=[fill],
         )
 
     def _rejected(self, order: OrderApproved, price: Decimal | None, why: str) -> VenueOrder:
         return VenueOrder(
-            client_order_id=order.client_order_id, venue_order_id="", symbol=order.symbol,
-            side=order.side, quantity=order.quantity, status=VenueOrderStatus.REJECTED,
-            arrival_price=price, reject_reason=why,
+            client_order_id=order.client_order_id,
+            venue_order_id="",
+            symbol=order.symbol,
+            side=order.side,
+            quantity=order.quantity,
+            status=VenueOrderStatus.REJECTED,
+            arrival_price=price,
+            reject_reason=why,
         )
 
 
