@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, load_config
-from ..telemetry import redact_url
 from ..stack.servers import NatsServer, Postgres, StackError, child_env
+from ..telemetry import redact_url
 from .services import SERVICE_NAMES
 
 MAX_BACKOFF_S = 30.0
