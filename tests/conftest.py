@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
+
 from tradebus_common.config import (
     BusConfig,
     Config,

@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
+
 from tradebus_common import events as ev
 from tradebus_common.cli.services import SERVICE_NAMES
 

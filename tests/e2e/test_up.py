@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
+
 from tradebus_common import events as ev
 from tradebus_common.stack.servers import free_port
 

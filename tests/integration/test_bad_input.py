@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tradebus_common import events as ev
 from tradebus_common.errors import ErrorCode
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import asyncpg
+
 from tradebus_common import events as ev
 from tradebus_common.codec import encode
 

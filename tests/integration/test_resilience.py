@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import nats
+
 from tradebus_common import events as ev
 from tradebus_common.cli.services import load_spec
 from tradebus_common.runtime import ServiceRunner

@@ -10,6 +10,7 @@ from decimal import Decimal
 import asyncpg
 import nats
 import pytest
+
 from tradebus_common import events as ev
 
 from ..conftest import make_config

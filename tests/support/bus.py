@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from nats.aio.client import Client as NATS
+
 from tradebus_common.codec import decode, encode
 from tradebus_common.errors import PermanentError
 from tradebus_common.events import Event, MarketTick

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from tradebus_common.codec import decode, encode
 from tradebus_common.errors import ErrorCode, PermanentError
 from tradebus_common.events import Fill, Side, Signal

@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+
 from tradebus_common.cli.services import SERVICE_NAMES
 from tradebus_common.config import Config, config_paths, env_name, load_config
 from tradebus_common.errors import ConfigError

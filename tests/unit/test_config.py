@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from tradebus_common.config import Config, DatabaseConfig, load_config
 from tradebus_common.errors import ConfigError, ErrorCode
 

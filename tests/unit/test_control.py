@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tradebus_common.control import parse_control
 from tradebus_common.errors import ErrorCode, PermanentError
 from tradebus_common.events import ControlAction

@@ -7,6 +7,7 @@ from decimal import Decimal
 from itertools import count
 
 import pytest
+
 from tradebus_common.events import Fill, Side
 from tradebus_position_ledger.projection import Position, apply_fill, fee_in_quote
 

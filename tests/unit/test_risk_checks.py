@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from tradebus_common.config import RiskConfig
 from tradebus_common.events import (
     DenyReason,

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 from jsonschema import Draft202012Validator
+
 from tradebus_common import schemas
 from tradebus_common.events import ALL_EVENTS, AnyEvent, Signal
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from tradebus_common.config import Config, StrategyConfig, VenueConfig
 from tradebus_common.errors import ErrorCode, PermanentError
 from tradebus_common.events import OrderType, Side, Signal

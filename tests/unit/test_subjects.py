@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+
 from tradebus_common import events as ev
 from tradebus_common.errors import ErrorCode
 from tradebus_common.subjects import CATALOGUE, subject_for, token

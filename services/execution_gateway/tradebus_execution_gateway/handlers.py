@@ -7,6 +7,7 @@ import logging
 import msgspec
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
 from tradebus_common.errors import ErrorCode, PermanentError
 from tradebus_common.events import (
     Alert,

@@ -4,6 +4,7 @@ import logging
 
 import msgspec
 from nats.aio.msg import Msg
+
 from tradebus_common import subjects
 from tradebus_common.bus import Bus, Subscription, typed_decoder
 from tradebus_common.config import Config

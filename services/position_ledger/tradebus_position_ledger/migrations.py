@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
+
 from tradebus_common.errors import ConfigError
 
 log = logging.getLogger("tradebus.position_ledger.migrations")

@@ -3,9 +3,10 @@ from __future__ import annotations
 import logging
 
 import asyncpg
+
 from tradebus_common import subjects
 from tradebus_common.bus import Subscription, typed_decoder
-from tradebus_common.errors import ConfigError
+from tradebus_common.db import create_pool
 from tradebus_common.events import Event, Fill, PositionChanged
 from tradebus_common.ids import derive_id
 from tradebus_common.runtime import ServiceContext, ServiceSpec
@@ -17,13 +18,7 @@ log = logging.getLogger("tradebus.position_ledger")
 
 
 async def open_pool(ctx: ServiceContext) -> asyncpg.Pool:
-    dsn = ctx.config.database_dsn()
-    if not dsn:
-        raise ConfigError(
-            "position-ledger needs a database: set [database] dsn or TRADEBUS__DATABASE__DSN"
-        )
-    db = ctx.config.database
-    pool = await asyncpg.create_pool(dsn, min_size=db.min_pool, max_size=db.max_pool)
+    pool = await create_pool(ctx.config, ctx.name)
     async with pool.acquire() as conn:
         await migrate(conn)
     return pool

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+
 from tradebus_common.events import Fill
 
 from .projection import Position, apply_fill

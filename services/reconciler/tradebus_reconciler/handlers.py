@@ -6,6 +6,7 @@ import logging
 
 import asyncpg
 import nats
+
 from tradebus_common import subjects
 from tradebus_common.bus import Bus
 from tradebus_common.codec import decoder_for

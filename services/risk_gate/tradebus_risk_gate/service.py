@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from nats.aio.msg import Msg
+
 from tradebus_common import subjects
 from tradebus_common.bus import Subscription
 from tradebus_common.codec import decode

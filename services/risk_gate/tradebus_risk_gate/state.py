@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
 from tradebus_common import subjects
 from tradebus_common.codec import decode, encode
 from tradebus_common.events import TradingState, TradingStateChanged

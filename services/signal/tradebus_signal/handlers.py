@@ -6,6 +6,7 @@ import logging
 
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
+
 from tradebus_common.bus import Bus
 from tradebus_common.config import Config
 from tradebus_common.events import Event, OrderIntent, Signal

@@ -34,6 +34,7 @@ from ..events import (
     TradingStateChanged,
 )
 from ..ids import derive_id, new_id
+from ..telemetry import redact_url
 from .render import render
 
 TAIL_SUBJECTS = {
@@ -43,6 +44,9 @@ TAIL_SUBJECTS = {
     "alerts": subjects.ALERT_ALL,
     "all": subjects.TRADING_ALL,
 }
+
+
+CONNECT_TIMEOUT_S = 5.0
 
 
 class ClientError(Exception):
@@ -61,12 +65,15 @@ def nats_url(args: Any) -> str:
 async def connected(args: Any) -> AsyncIterator[NATS]:
     url = nats_url(args)
     try:
-        nc = await nats.connect(
-            url, connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False
+        # nats-py can keep retrying the first connect; an operator wants an answer now.
+        nc = await asyncio.wait_for(
+            nats.connect(url, connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False),
+            CONNECT_TIMEOUT_S,
         )
     except Exception as e:
         raise ClientError(
-            f"cannot reach NATS at {url}: {e!r} (is the stack up? `make run`, or pass --nats URL)"
+            f"cannot reach NATS at {redact_url(url)}: {type(e).__name__} "
+            f"(is the stack up? `make run`, or pass --nats URL)"
         ) from e
     try:
         yield nc

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Protocol
 
 import msgspec
+
 from tradebus_common.events import Liquidity, OrderApproved, PositionView, Side
 
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 import msgspec
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
 from tradebus_common import subjects
 from tradebus_common.bus import Bus
 from tradebus_common.codec import decoder_for
