@@ -140,3 +140,17 @@ async def test_trace_context_and_correlation_flow_from_signal_to_position(stack,
     for headers in (fills.headers[0], positions.headers[0]):
         assert headers["traceparent"].split("-")[1] == trace_id
         assert headers["Nats-Msg-Id"]
+
+
+async def test_order_without_market_data_is_rejected_with_a_reason_code(stack, nc):
+    """The gate had a price (a limit order), the venue has none: a coded reject, no fill."""
+    await stack.start("signal", "risk-gate", "execution-gateway")
+    orders = await collect(nc, "trading.order.event.>")
+    await publish_raw(
+        nc,
+        "trading.signal.demo",
+        signal_body("no-tick", symbol="ETH/USDT", order_type="limit", limit_price="10"),
+    )
+    [rejected] = await orders.wait_for(lambda e: isinstance(e, ev.OrderRejected))
+    assert rejected.reason is ev.RejectReason.NO_MARKET_DATA
+    assert rejected.correlation_id == "no-tick"

@@ -14,6 +14,7 @@ from tradebus_common.events import (
     OrderRejected,
     OrderSubmitted,
     OrderType,
+    RejectReason,
     Severity,
     Side,
 )
@@ -67,7 +68,8 @@ REJECTED = VenueOrder(
     side=Side.SELL,
     quantity=D("0.30"),
     status=VenueOrderStatus.REJECTED,
-    reject_reason="insufficient funds",
+    reject_reason=RejectReason.INSUFFICIENT_FUNDS,
+    reject_detail="insufficient funds",
 )
 
 
@@ -136,7 +138,8 @@ def test_rejected_order_gives_submitted_rejected_and_a_warning_alert() -> None:
     assert [type(e) for e in events] == [OrderSubmitted, OrderRejected, Alert]
     rejected, alert = events[1], events[2]
     assert isinstance(rejected, OrderRejected) and isinstance(alert, Alert)
-    assert rejected.reason == "insufficient funds"
+    assert rejected.reason is RejectReason.INSUFFICIENT_FUNDS
+    assert rejected.detail == "insufficient funds"
     assert rejected.client_order_id == "tbclient1"
     assert alert.severity is Severity.WARNING
     assert alert.code is AlertCode.VENUE_REJECTED

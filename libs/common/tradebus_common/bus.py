@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,14 @@ from .telemetry import correlation_id, extract_context, inject_headers, redact_u
 log = logging.getLogger("tradebus.bus")
 
 MSG_ID = "Nats-Msg-Id"
+# Errors that mean "the server is away", logged without a traceback while it comes back.
+NATS_OUTAGE_ERRORS = (
+    TimeoutError,
+    nats.errors.TimeoutError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionReconnectingError,
+)
 DEADLETTER_PAYLOAD_MAX = 64 * 1024
 
 Decoder = Callable[[Msg], Any]
@@ -273,10 +282,16 @@ class ConsumeLoop:
         self._psub: JetStreamContext.PullSubscription | None = None
         self._stopping = asyncio.Event()
         self._reconnects_seen = 0
+        self._psub_stale = False
         self.processed = 0
 
     async def ensure_consumer(self) -> None:
+        """Create (or update) the durable and bind a fresh pull subscription to it."""
         await self.bus.js.add_consumer(self.sub.stream, consumer_config(self.sub, self.cfg))
+        old, self._psub = self._psub, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.unsubscribe()
         self._psub = await self.bus.js.pull_subscribe_bind(self.sub.durable, stream=self.sub.stream)
         self._reconnects_seen = self.bus.nc.stats["reconnects"]
 
@@ -284,27 +299,26 @@ class ConsumeLoop:
         self._stopping.set()
 
     async def run(self) -> None:
-        await self.ensure_consumer()
         while not self._stopping.is_set():
             try:
                 await self.iterate()
-            except Exception:  # the loop itself must never die: log, back off, rebuild
-                log.exception("consume loop error", extra={"durable": self.sub.durable})
+            except Exception as e:  # the loop itself must never die: back off, rebind, go on
+                log.warning(
+                    "consume loop error; retrying",
+                    extra={"durable": self.sub.durable, "error": repr(e)},
+                    exc_info=not isinstance(e, NATS_OUTAGE_ERRORS),
+                )
+                self._psub_stale = True
                 await asyncio.sleep(self.cfg.nak_delay_s)
-                await self._rebind_quietly()
         if self._psub is not None:
-            await self._psub.unsubscribe()
-
-    async def _rebind_quietly(self) -> None:
-        try:
-            await self.ensure_consumer()
-        except Exception as e:
-            log.warning("rebind failed", extra={"durable": self.sub.durable, "error": repr(e)})
+            with contextlib.suppress(Exception):
+                await self._psub.unsubscribe()
 
     async def iterate(self) -> None:
         # A pull subscription can go quiet after a server restart (nats.py #504): rebind.
-        if self.bus.nc.stats["reconnects"] != self._reconnects_seen:
+        if self._psub is None or self._psub_stale or self._reconnected():
             await self.ensure_consumer()
+            self._psub_stale = False
         assert self._psub is not None
         try:
             msgs = await self._psub.fetch(self.cfg.fetch_batch, timeout=self.cfg.fetch_timeout_s)
@@ -312,6 +326,9 @@ class ConsumeLoop:
             return
         for msg in msgs:
             await self.process(msg)
+
+    def _reconnected(self) -> bool:
+        return self.bus.nc.stats["reconnects"] != self._reconnects_seen
 
     async def process(self, msg: Msg) -> None:
         ctx = extract_context(msg.headers)

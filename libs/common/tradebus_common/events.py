@@ -54,6 +54,22 @@ class DenyReason(StrEnum):
     NO_MARKET_PRICE = "NO_MARKET_PRICE"
 
 
+class RejectReason(StrEnum):
+    NO_MARKET_DATA = "NO_MARKET_DATA"
+    LIMIT_NOT_MARKETABLE = "LIMIT_NOT_MARKETABLE"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    INVALID_ORDER = "INVALID_ORDER"
+    VENUE_REJECTED = "VENUE_REJECTED"  # the venue said no; its words are in `detail`
+
+
+class CancelReason(StrEnum):
+    OPERATOR = "OPERATOR"
+    HALT = "HALT"
+    TTL_EXPIRED = "TTL_EXPIRED"
+    UNFILLED_TIMEOUT = "UNFILLED_TIMEOUT"
+    VENUE = "VENUE"
+
+
 class ControlAction(StrEnum):
     HALT = "halt"
     RESUME = "resume"
@@ -162,11 +178,13 @@ class OrderAccepted(OrderEvent, tag="order.accepted", kw_only=True):
 
 
 class OrderRejected(OrderEvent, tag="order.rejected", kw_only=True):
-    reason: str = ""
+    reason: RejectReason = RejectReason.VENUE_REJECTED
+    detail: str = ""
 
 
 class OrderCanceled(OrderEvent, tag="order.canceled", kw_only=True):
-    reason: str = ""
+    reason: CancelReason = CancelReason.VENUE
+    detail: str = ""
 
 
 class OrderExpired(OrderEvent, tag="order.expired", kw_only=True):

@@ -18,6 +18,7 @@ from tradebus_common.events import (
     OrderApproved,
     OrderRejected,
     OrderSubmitted,
+    RejectReason,
     Severity,
 )
 from tradebus_common.ids import derive_id
@@ -92,7 +93,12 @@ def order_events(order: OrderApproved, result: VenueOrder) -> list[Event]:
     ]
     if result.status is VenueOrderStatus.REJECTED:
         events.append(
-            OrderRejected(id=derive_id(order.id, "rejected"), reason=result.reject_reason, **common)
+            OrderRejected(
+                id=derive_id(order.id, "rejected"),
+                reason=result.reject_reason or RejectReason.VENUE_REJECTED,
+                detail=result.reject_detail,
+                **common,
+            )
         )
         events.append(
             Alert(
@@ -100,7 +106,10 @@ def order_events(order: OrderApproved, result: VenueOrder) -> list[Event]:
                 severity=Severity.WARNING,
                 source="execution-gateway",
                 code=AlertCode.VENUE_REJECTED,
-                message=f"{order.venue} rejected {order.client_order_id}: {result.reject_reason}",
+                message=(
+                    f"{order.venue} rejected {order.client_order_id}: "
+                    f"{result.reject_reason} {result.reject_detail}"
+                ),
                 dedup_key=f"execution-gateway:rejected:{order.venue}",
             )
         )

@@ -8,7 +8,7 @@ from typing import Protocol
 
 import msgspec
 
-from tradebus_common.events import Liquidity, OrderApproved, PositionView, Side
+from tradebus_common.events import Liquidity, OrderApproved, PositionView, RejectReason, Side
 
 
 class VenueOrderStatus(StrEnum):
@@ -35,7 +35,8 @@ class VenueOrder(msgspec.Struct, kw_only=True, frozen=True):
     quantity: Decimal
     status: VenueOrderStatus
     arrival_price: Decimal | None = None
-    reject_reason: str = ""
+    reject_reason: RejectReason | None = None
+    reject_detail: str = ""
     fills: list[VenueFill] = []
 
 

@@ -18,7 +18,14 @@ from tradebus_common import subjects
 from tradebus_common.bus import Bus
 from tradebus_common.codec import decoder_for
 from tradebus_common.config import VenueConfig
-from tradebus_common.events import Liquidity, OrderApproved, OrderType, PositionView, Side
+from tradebus_common.events import (
+    Liquidity,
+    OrderApproved,
+    OrderType,
+    PositionView,
+    RejectReason,
+    Side,
+)
 
 from .base import VenueFill, VenueOrder, VenueOrderStatus
 
@@ -85,10 +92,15 @@ class PaperVenue:
     async def _execute(self, order: OrderApproved) -> VenueOrder:
         tick = await self.bus.last_tick(self.name, order.symbol)
         if tick is None:
-            return self._rejected(order, None, "no market data")
+            return self._rejected(order, None, RejectReason.NO_MARKET_DATA, "no tick yet")
         price = tick.price
         if order.order_type is OrderType.LIMIT and not _marketable(order, price):
-            return self._rejected(order, price, "resting limit orders are not simulated yet")
+            return self._rejected(
+                order,
+                price,
+                RejectReason.LIMIT_NOT_MARKETABLE,
+                "resting limit orders are not simulated yet",
+            )
         fee = (order.quantity * price * self.config.taker_fee_rate).quantize(Decimal("1e-8"))
         fill = VenueFill(
             trade_id=f"T{order.client_order_id}",
@@ -109,7 +121,9 @@ class PaperVenue:
             fills=[fill],
         )
 
-    def _rejected(self, order: OrderApproved, price: Decimal | None, why: str) -> VenueOrder:
+    def _rejected(
+        self, order: OrderApproved, price: Decimal | None, reason: RejectReason, detail: str
+    ) -> VenueOrder:
         return VenueOrder(
             client_order_id=order.client_order_id,
             venue_order_id="",
@@ -118,7 +132,8 @@ class PaperVenue:
             quantity=order.quantity,
             status=VenueOrderStatus.REJECTED,
             arrival_price=price,
-            reject_reason=why,
+            reject_reason=reason,
+            reject_detail=detail,
         )
 
 
