@@ -142,23 +142,34 @@ async def test_kill9_ledger_mid_stream_loses_and_doubles_nothing(procs, nc, data
     assert pos["fees_paid"] == Decimal("0.01") * n
 
 
-async def test_status_reports_every_service_and_the_state(procs, nats_server):
-    start, _ = procs
-    await start(*SERVICE_NAMES)
+async def _cli(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tradebus_common.cli.main",
-        "status",
-        "--json",
-        "--nats",
-        nats_server.url,
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, err.decode()
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_status_and_reconcile_commands_against_running_services(procs, nats_server):
+    start, _ = procs
+    await start(*SERVICE_NAMES)
+    code, out, err = await _cli("status", "--json", "--nats", nats_server.url)
+    assert code == 0, err
     status = json.loads(out)
     assert status["trading_state"] == "ACTIVE"
     assert set(status["services"]) == set(SERVICE_NAMES)
     assert all(s["healthy"] for s in status["services"].values())
+
+    code, out, err = await _cli("reconcile", "--json", "--nats", nats_server.url)
+    assert code == 0, err
+    [report] = [json.loads(line) for line in out.splitlines()]
+    assert report["venue"] == "paper" and report["clean"] is True
+
+    code, out, err = await _cli("reconcile", "--venue", "nope", "--nats", nats_server.url)
+    assert code == 2
+    assert "refused" in err and "nope" in err

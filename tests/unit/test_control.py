@@ -11,6 +11,7 @@ from tradebus_common.errors import ErrorCode, PermanentError
 from tradebus_common.events import ControlAction
 
 HALT = "trading.control.halt"
+RESUME = "trading.control.resume"
 
 
 def test_plain_text_body_becomes_the_reason() -> None:
@@ -78,10 +79,17 @@ def test_unknown_action_subject_is_an_invalid_command() -> None:
 @pytest.mark.parametrize(
     "body", [b'{"reason": ', b"{not json}", b'{"reason": 5}', b'{"operator": ["alice"]}']
 )
-def test_malformed_json_body_is_an_invalid_command(body: bytes) -> None:
+def test_malformed_json_resume_is_an_invalid_command(body: bytes) -> None:
     with pytest.raises(PermanentError) as info:
-        parse_control(body, HALT, "d")
+        parse_control(body, RESUME, "d")
     assert info.value.code is ErrorCode.INVALID_COMMAND
+
+
+@pytest.mark.parametrize("body", [b'{"reason": ', b"{not json}", b'{"reason": 5}'])
+def test_malformed_json_halt_still_halts_keeping_the_text(body: bytes) -> None:
+    cmd = parse_control(body, HALT, "d")
+    assert cmd.action is ControlAction.HALT
+    assert cmd.reason == "unparsed halt body: " + body.decode().strip()
 
 
 def test_overlong_plain_text_reason_is_truncated() -> None:
@@ -103,5 +111,5 @@ def test_non_utf8_plain_text_does_not_crash() -> None:
 
 def test_non_utf8_inside_a_json_body_is_an_invalid_command() -> None:
     with pytest.raises(PermanentError) as info:
-        parse_control(b'{"reason": "\xff\xfe"}', HALT, "d")
+        parse_control(b'{"reason": "\xff\xfe"}', RESUME, "d")
     assert info.value.code is ErrorCode.INVALID_COMMAND

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,20 @@ NATS_OUTAGE_ERRORS = (
 DEADLETTER_PAYLOAD_MAX = 64 * 1024
 
 Decoder = Callable[[Msg], Any]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where the message being handled sits in its stream (for handlers that record it)."""
+
+    subject: str
+    stream_seq: int
+    deliveries: int
+
+
+current_delivery: contextvars.ContextVar[Delivery | None] = contextvars.ContextVar(
+    "current_delivery", default=None
+)
 Handler = Callable[[Any], Awaitable[Sequence[Event] | None]]
 
 
@@ -110,6 +125,7 @@ def trading_stream_config(cfg: BusConfig) -> api.StreamConfig:
         deny_delete=True,
         deny_purge=True,
         allow_direct=True,
+        num_replicas=cfg.replicas,
     )
 
 
@@ -123,6 +139,7 @@ def market_stream_config(cfg: BusConfig) -> api.StreamConfig:
         max_msgs_per_subject=1000,
         duplicate_window=min(120, cfg.market_max_age_s),
         allow_direct=True,
+        num_replicas=cfg.replicas,
     )
 
 
@@ -155,12 +172,22 @@ async def ensure_kv(js: JetStreamContext, bucket: str, **params: Any) -> KeyValu
         return await js.create_key_value(bucket=bucket, storage=api.StorageType.FILE, **params)
 
 
+async def ensure_health_bucket(js: JetStreamContext, ttl_s: int, replicas: int) -> None:
+    """The health bucket's TTL is its stream's max_age; keep it in step with the config."""
+    await ensure_kv(js, subjects.BUCKET_HEALTH, history=1, ttl=ttl_s, replicas=replicas)
+    info = await js.stream_info(f"KV_{subjects.BUCKET_HEALTH}")
+    if info.config.max_age != ttl_s:
+        info.config.max_age = ttl_s
+        info.config.duplicate_window = min(ttl_s, 120)
+        await js.update_stream(info.config)
+
+
 async def ensure_topology(js: JetStreamContext, cfg: BusConfig, heartbeat_ttl_s: int) -> None:
     await ensure_stream(js, trading_stream_config(cfg))
     await ensure_stream(js, market_stream_config(cfg))
     for bucket, params in KV_BUCKETS.items():
-        await ensure_kv(js, bucket, **params)
-    await ensure_kv(js, subjects.BUCKET_HEALTH, history=1, ttl=heartbeat_ttl_s)
+        await ensure_kv(js, bucket, replicas=cfg.replicas, **params)
+    await ensure_health_bucket(js, heartbeat_ttl_s, cfg.replicas)
 
 
 # --- publishing -------------------------------------------------------------------------
@@ -348,6 +375,8 @@ class ConsumeLoop:
 
     async def _handle(self, msg: Msg, event: Any) -> None:
         token = correlation_id.set(getattr(event, "correlation_id", "") or getattr(event, "id", ""))
+        meta = msg.metadata
+        current_delivery.set(Delivery(msg.subject, meta.sequence.stream, meta.num_delivered))
         try:
             outputs = await self.sub.handler(event) or ()
             for out in outputs:

@@ -32,6 +32,7 @@ class BusConfig(_Cfg):
     creds_file: str = ""
     connect_timeout_s: float = 5.0
     duplicate_window_s: int = 600
+    replicas: int = 1  # stream and KV replicas: 3 on a 3-node JetStream cluster
     trading_max_age_days: int = 365
     market_max_age_s: int = 3600
     ack_wait_s: int = 30
@@ -53,7 +54,6 @@ class VenueConfig(_Cfg):
     symbols: list[str] = []
     quote_currency: str = "USDT"
     taker_fee_rate: Decimal = Decimal("0.001")
-    starting_cash: Decimal = Decimal("100000")
 
 
 class StrategyConfig(_Cfg):
@@ -63,10 +63,6 @@ class StrategyConfig(_Cfg):
 
 class RiskConfig(_Cfg):
     max_notional_per_order: Decimal = Decimal("50000")
-
-
-class AlertingConfig(_Cfg):
-    log_level_min: str = "info"
 
 
 class TelemetryConfig(_Cfg):
@@ -106,7 +102,6 @@ class Config(_Cfg):
     venues: dict[str, VenueConfig] = msgspec.field(default_factory=_default_venues)
     strategies: dict[str, StrategyConfig] = msgspec.field(default_factory=_default_strategies)
     risk: RiskConfig = RiskConfig()
-    alerting: AlertingConfig = AlertingConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     feed: FeedConfig = FeedConfig()

@@ -34,13 +34,7 @@ def action_from_subject(subject: str) -> ControlAction:
 def parse_control(data: bytes, subject: str, default_id: str) -> ControlCommand:
     action = action_from_subject(subject)
     text = data.decode("utf-8", errors="replace").strip()
-    if text.startswith("{"):
-        try:
-            body = _body_decoder.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError) as e:
-            raise PermanentError(f"bad control body: {e}", ErrorCode.INVALID_COMMAND) from e
-    else:
-        body = _ControlBody(reason=text[:_MAX_REASON])
+    body = _parse_body(data, text, action)
     return ControlCommand(
         id=body.id or default_id,
         action=action,
@@ -48,6 +42,19 @@ def parse_control(data: bytes, subject: str, default_id: str) -> ControlCommand:
         operator=body.operator,
         scope=body.scope or "global",
     )
+
+
+def _parse_body(data: bytes, text: str, action: ControlAction) -> _ControlBody:
+    if not text.startswith("{"):
+        return _ControlBody(reason=text[:_MAX_REASON])
+    try:
+        return _body_decoder.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
+        if action is ControlAction.HALT:
+            # An emergency stop must never fail on its wording: garbled JSON still halts,
+            # with the raw text kept as the reason.
+            return _ControlBody(reason=f"unparsed halt body: {text}"[:_MAX_REASON])
+        raise PermanentError(f"bad control body: {e}", ErrorCode.INVALID_COMMAND) from e
 
 
 def control_decoder(msg: Msg) -> ControlCommand:

@@ -85,9 +85,7 @@ class AlertCode(StrEnum):
     DEAD_LETTER = "DEAD_LETTER"
     TRADING_HALTED = "TRADING_HALTED"
     TRADING_RESUMED = "TRADING_RESUMED"
-    CONTROL_REJECTED = "CONTROL_REJECTED"
     RECON_MISMATCH = "RECON_MISMATCH"
-    UNKNOWN_ORDER_FILL = "UNKNOWN_ORDER_FILL"
     VENUE_REJECTED = "VENUE_REJECTED"
 
 
@@ -277,6 +275,7 @@ class ReconMismatch(msgspec.Struct, kw_only=True):
 class ReconReport(Event, tag="recon.report", kw_only=True):
     venue: str
     clean: bool
+    of_total: int = 1  # reports answering the same request (one per venue)
     positions_compared: int = 0
     mismatches: list[ReconMismatch] = []
 

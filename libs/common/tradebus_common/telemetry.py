@@ -16,7 +16,17 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProces
 
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
 _json = msgspec.json.Encoder()
-_SECRET_MARKERS = ("password", "secret", "token", "creds", "dsn", "key")
+_SECRET_MARKERS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "creds",
+    "dsn",
+    "api_key",
+    "apikey",
+    "private_key",
+)
 
 
 def _redact(key: str, value: Any) -> Any:

@@ -64,13 +64,20 @@ class ReconcileHandler:
             raise PermanentError(
                 f"reconciler does not handle {cmd.action}", ErrorCode.INVALID_COMMAND
             )
-        venues = [cmd.scope] if cmd.scope in self.config.venues else list(self.config.venues)
+        venues = self.venues_in_scope(cmd.scope)
         events: list[Event] = []
         for venue in venues:
-            events += await self.reconcile(cmd, venue)
+            events += await self.reconcile(cmd, venue, len(venues))
         return events
 
-    async def reconcile(self, cmd: ControlCommand, venue: str) -> list[Event]:
+    def venues_in_scope(self, scope: str) -> list[str]:
+        if scope in ("", "global", "all"):
+            return list(self.config.venues)
+        if scope not in self.config.venues:
+            raise PermanentError(f"no venue {scope!r} to reconcile", ErrorCode.UNKNOWN_VENUE)
+        return [scope]
+
+    async def reconcile(self, cmd: ControlCommand, venue: str, of_total: int) -> list[Event]:
         ledger = await ledger_positions(self.pool, venue)
         remote = await venue_positions(self.bus, venue)
         compared, mismatches = compare_positions(venue, ledger, remote)
@@ -78,6 +85,7 @@ class ReconcileHandler:
             id=derive_id(cmd.id, "recon", venue),
             venue=venue,
             clean=not mismatches,
+            of_total=of_total,
             positions_compared=compared,
             mismatches=mismatches,
         )

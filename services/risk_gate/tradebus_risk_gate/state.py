@@ -26,7 +26,9 @@ class TradingStateStore:
     async def initialize(self) -> TradingStateChanged | None:
         """First start on an empty bucket: latch ACTIVE. Returns the change, or None if a
         state was already latched (which is then kept: a restart never un-halts)."""
-        change = TradingStateChanged(state=TradingState.ACTIVE, reason="initial state")
+        change = TradingStateChanged(
+            state=TradingState.ACTIVE, reason="initial state", operator="system"
+        )
         try:
             await self.kv.create(subjects.CONTROL_STATE_KEY, encode(change))
         except KeyWrongLastSequenceError:

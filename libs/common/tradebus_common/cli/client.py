@@ -23,10 +23,12 @@ from ..codec import decode, encode
 from ..config import load_config
 from ..errors import PermanentError
 from ..events import (
+    AnyEvent,
     ControlAction,
     ControlCommand,
     Event,
     Heartbeat,
+    MessageDeadLettered,
     OrderType,
     ReconReport,
     Side,
@@ -116,10 +118,16 @@ async def cmd_signal(args: Any) -> int:
     return 0
 
 
-async def _wait_for(
-    nc: NATS, subject: str, match: Callable[[Any], bool], timeout_s: float
+async def _publish_and_collect(
+    nc: NATS,
+    cmd: Event,
+    watch: list[str],
+    match: Callable[[Any], bool],
+    enough: Callable[[list[Any]], bool],
+    timeout_s: float,
 ) -> list[Any]:
-    """Collect decoded events on `subject` that match, until timeout; return what arrived."""
+    """Publish a command and collect the matching answers on `watch` until `enough` says so
+    or the timeout passes. Subscribed before publishing, so no answer can be missed."""
     found: list[Any] = []
     done = asyncio.Event()
 
@@ -130,14 +138,18 @@ async def _wait_for(
             return
         if match(event):
             found.append(event)
-            done.set()
+            if enough(found):
+                done.set()
 
-    sub = await nc.subscribe(subject, cb=on_msg)
+    subs = [await nc.subscribe(subject, cb=on_msg) for subject in watch]
+    await nc.flush()
     try:
+        await publish(nc, cmd)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), timeout_s)
     finally:
-        await sub.unsubscribe()
+        for sub in subs:
+            await sub.unsubscribe()
     return found
 
 
@@ -147,15 +159,14 @@ async def _control(args: Any, action: ControlAction, reason: str, operator: str)
     )
     expected = derive_id(cmd.id, "state")
     async with connected(args) as nc:
-        waiter = asyncio.create_task(
-            _wait_for(
-                nc, subjects.RISK_STATE, lambda e: getattr(e, "id", "") == expected, args.timeout
-            )
+        confirmed = await _publish_and_collect(
+            nc,
+            cmd,
+            [subjects.RISK_STATE],
+            lambda e: getattr(e, "id", "") == expected,
+            bool,
+            args.timeout,
         )
-        await asyncio.sleep(0)  # let the subscription register before publishing
-        await nc.flush()
-        await publish(nc, cmd)
-        confirmed = await waiter
     if confirmed:
         state: TradingStateChanged = confirmed[0]
         print(
@@ -181,6 +192,21 @@ async def cmd_resume(args: Any) -> int:
     return await _control(args, ControlAction.RESUME, args.reason, args.operator)
 
 
+def _answers_reconcile(cmd_id: str) -> Callable[[Any], bool]:
+    def match(e: Any) -> bool:
+        if isinstance(e, ReconReport):
+            return e.causation_id == cmd_id
+        return isinstance(e, MessageDeadLettered) and e.headers.get(MSG_ID) == cmd_id
+
+    return match
+
+
+def _all_reports_in(found: list[Any]) -> bool:
+    reports = [e for e in found if isinstance(e, ReconReport)]
+    refused = any(isinstance(e, MessageDeadLettered) for e in found)
+    return refused or (bool(reports) and len(reports) >= reports[0].of_total)
+
+
 async def cmd_reconcile(args: Any) -> int:
     cmd = ControlCommand(
         action=ControlAction.RECONCILE,
@@ -189,25 +215,24 @@ async def cmd_reconcile(args: Any) -> int:
         reason="on demand",
     )
     async with connected(args) as nc:
-        waiter = asyncio.create_task(
-            _wait_for(
-                nc,
-                subjects.RECON_REPORT,
-                lambda e: isinstance(e, ReconReport) and e.causation_id == cmd.id,
-                args.timeout,
-            )
+        found = await _publish_and_collect(
+            nc,
+            cmd,
+            [subjects.RECON_REPORT, subjects.deadletter("reconciler")],
+            _answers_reconcile(cmd.id),
+            _all_reports_in,
+            args.timeout,
         )
-        await asyncio.sleep(0)
-        await nc.flush()
-        await publish(nc, cmd)
-        reports: list[ReconReport] = await waiter
-    if not reports:
+    refused = [e for e in found if isinstance(e, MessageDeadLettered)]
+    if refused:
+        raise ClientError(f"reconciler refused the request: {refused[0].error}")
+    if not found:
         raise ClientError(
             f"no reconciliation report within {args.timeout}s (is the reconciler running?)"
         )
-    for report in reports:
+    for report in found:
         print(json.dumps(msgspec.to_builtins(report)) if args.json else render(report))
-    return 0 if all(r.clean for r in reports) else 3
+    return 0 if all(r.clean for r in found) else 3
 
 
 async def cmd_tail(args: Any) -> int:
@@ -227,8 +252,10 @@ async def cmd_tail(args: Any) -> int:
 
 
 def _render_raw(subject: str, data: bytes) -> str:
+    # Strategies may omit "type": what a subject carries is known from the subject.
+    type_ = Signal if subject.startswith(subjects.SIGNAL_ALL[:-1]) else AnyEvent
     try:
-        return render(decode(data))
+        return render(decode(data, type_))
     except PermanentError:
         return f"{subject}: {data[:200]!r}"
 

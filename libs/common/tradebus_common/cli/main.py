@@ -1,4 +1,5 @@
-"""Entry point of the `tradebus` command."""
+"""tradebus: a live-trading system on NATS JetStream. Run the stack, its services, and the
+operator commands."""
 
 from __future__ import annotations
 

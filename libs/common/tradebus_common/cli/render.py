@@ -33,6 +33,9 @@ def _describe(e: Any) -> str:
         case ev.OrderEvent():
             kind = type(e).__name__.removeprefix("Order").upper()
             return f"{kind:<9} {e.venue} {e.symbol} cid={e.client_order_id}"
+        case ev.ControlCommand():
+            by = f", by {e.operator}" if e.operator else ""
+            return f"CONTROL   {e.action.value} {e.scope}: {e.reason}{by}"
         case ev.Alert():
             return f"ALERT     {e.severity.value.upper()} {e.source} {e.code.value}: {e.message}"
         case ev.TradingStateChanged():

@@ -128,7 +128,7 @@ tradebus is up (paper mode)
 Publish a signal (any NATS client; JSON on trading.signal.<strategy>):
   nats pub trading.signal.demo '{{"id":"sig-1","strategy":"demo","venue":"paper","symbol":"BTC/USDT","side":"buy","quantity":"0.01"}}'
   tradebus signal --strategy demo --symbol BTC/USDT --side buy --qty 0.01
-Watch:   tradebus tail all          (fills | orders | alerts | all)
+Watch:   tradebus tail all          (fills | orders | positions | alerts | all)
 Halt:    nats pub trading.control.halt "reason"      or  tradebus halt "reason"
 Resume:  tradebus resume --operator YOUR_NAME
 Health:  tradebus status

@@ -19,6 +19,12 @@ CREATE TABLE fills (
     event_ts         TIMESTAMPTZ NOT NULL,
     stream_seq       BIGINT,
     recorded_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- The position right after this fill, so a redelivery can re-announce it exactly.
+    pos_quantity     NUMERIC NOT NULL,
+    pos_cost_basis   NUMERIC NOT NULL,
+    pos_realized_pnl NUMERIC NOT NULL,
+    pos_fees_paid    NUMERIC NOT NULL,
+    pos_fill_count   INTEGER NOT NULL,
     UNIQUE (venue, trade_id)
 );
 
