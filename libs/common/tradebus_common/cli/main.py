@@ -5,18 +5,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from ..errors import ConfigError
 from ..stack.servers import StackError
 from . import client
-from .services import RUNNABLE
+from .services import RUNNABLE, SERVICE_NAMES
 
 
 def _client_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nats", help="NATS URL (default: $NATS_URL, else [bus] url from config)")
     p.add_argument("--config", help="tradebus.toml (default: $TRADEBUS_CONFIG)")
+
+
+# Service packages may add operator commands of their own in a `cli` module with
+# `register(subparsers, client_opts)`; each parser sets `handler=<async fn(args) -> int>`.
+SERVICE_CLI_MODULES = tuple(
+    f"{RUNNABLE[name].rsplit('.', 1)[0]}.cli" for name in SERVICE_NAMES
+)
+
+
+def service_cli_modules() -> list[ModuleType]:
+    found = []
+    for name in SERVICE_CLI_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            found.append(importlib.import_module(name))
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--operator", default="")
     p.add_argument("--timeout", type=float, default=15.0)
 
+    for module in service_cli_modules():
+        module.register(sub, _client_opts)
+
     p = sub.add_parser("schemas", help="generate (or --check) proto-schemas/ from the code")
     p.add_argument("--out", default="proto-schemas")
     p.add_argument("--check", action="store_true")
@@ -113,6 +134,9 @@ ASYNC_COMMANDS = {
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    handler = getattr(args, "handler", None)
+    if handler is not None:  # a command a service package registered
+        return asyncio.run(handler(args))
     if args.command == "run":
         return run_service_cmd(args)
     if args.command == "up":
