@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test test-fast schemas lint install clean
+.PHONY: run test test-fast bench schemas lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not e2e" $(ARGS)
+
+# Prints every figure next to its raw-JetStream baseline; ARGS="--quick" or ARGS="--json".
+bench: $(STAMP)
+	$(BIN)/tradebus bench $(ARGS)
 
 schemas: $(STAMP)
 	$(BIN)/tradebus schemas --out proto-schemas

@@ -24,7 +24,7 @@ from tradebus_common.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-DOCKERFILE = ROOT / "Dockerfile"
+DOCKERFILE = ROOT / "services" / "Dockerfile"  # the top level holds only the fixed layout
 APP_IMAGE = "tradebus:latest"
 ENTRYPOINT = ["tradebus"]
 ENV_PREFIX = "TRADEBUS__"
@@ -93,7 +93,7 @@ def command_problems(doc: dict[str, Any]) -> list[str]:
         runs.append(args[2])
         if key != args[2]:
             problems.append(f"{key}: runs {args[2]!r} under another name")
-        if svc.get("build") != ".":
+        if svc.get("build") != {"context": ".", "dockerfile": "services/Dockerfile"}:
             problems.append(f"{key}: not built from the repo's one Dockerfile")
     for name in RUNNABLE:  # the six services and the demo feed, once each
         if runs.count(name) != 1:

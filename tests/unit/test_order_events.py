@@ -18,7 +18,7 @@ from tradebus_common.events import (
     Severity,
     Side,
 )
-from tradebus_execution_gateway.handlers import fill_id, order_events
+from tradebus_execution_gateway.events_out import fill_id, order_events
 from tradebus_execution_gateway.venues.base import VenueFill, VenueOrder, VenueOrderStatus
 
 D = Decimal

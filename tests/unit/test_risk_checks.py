@@ -42,7 +42,9 @@ def intent(quantity: str = "1", limit_price: str | None = None) -> OrderIntent:
 
 def view(last_price: str | None = "50000", state: Any = ACTIVE) -> RiskView:
     return RiskView(
-        state=state, last_price=Decimal(last_price) if last_price else None, limits=LIMITS
+        states=None if state is None else (state,),
+        last_price=Decimal(last_price) if last_price else None,
+        limits=LIMITS,
     )
 
 

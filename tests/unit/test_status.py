@@ -99,3 +99,17 @@ def test_trading_state_reports_state_reason_and_operator() -> None:
         "drill",
         "alice",
     )
+
+
+def test_instance_and_version_come_from_the_newest_heartbeat() -> None:
+    out = status(("signal",), [beat("signal", 30, "old"), beat("signal", 1, "new")])
+    assert (out["services"]["signal"]["instance"], out["services"]["signal"]["version"]) == (
+        "new",
+        "0.1.0",
+    )
+
+
+def test_extra_sections_are_added_at_the_top_level() -> None:
+    out = build_status(("signal",), [], None, {}, STALE_AFTER, {"alerts": {"unacked": []}})
+    assert out["alerts"] == {"unacked": []}
+    assert out["healthy"] is False

@@ -89,6 +89,10 @@ SAMPLES: dict[type[ev.Event], ev.Event] = {
     ev.Heartbeat: ev.Heartbeat(
         service="signal", instance="i", version="0", started_at=NOW, uptime_s=0.0
     ),
+    ev.AlertAcknowledged: ev.AlertAcknowledged(alert_id="a", operator="o"),
+    ev.VenueLatencyObserved: ev.VenueLatencyObserved(
+        venue="paper", operation="create_order", latency_ms=12
+    ),
     ev.MarketTick: ev.MarketTick(venue="paper", symbol="BTC/USDT", price=Decimal(1)),
     ev.MessageDeadLettered: ev.MessageDeadLettered(
         service="signal", reason=ErrorCode.MALFORMED_JSON, error="e", subject="trading.signal.x"

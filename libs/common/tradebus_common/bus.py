@@ -57,6 +57,20 @@ current_delivery: contextvars.ContextVar[Delivery | None] = contextvars.ContextV
 Handler = Callable[[Any], Awaitable[Sequence[Event] | None]]
 
 
+@dataclass(frozen=True)
+class BatchItem:
+    """One decoded message of a fetched batch, with where it sits in its stream."""
+
+    event: Any
+    delivery: Delivery
+
+
+# A batch handler gets every decodable message of one fetch and returns, in the same order,
+# the events to publish for each. It commits its effect for the whole batch at once (one
+# transaction); the loop acks every message after that.
+BatchHandler = Callable[[Sequence[BatchItem]], Awaitable[Sequence[Sequence[Event]]]]
+
+
 async def connect(cfg: BusConfig, name: str) -> NATS:
     """Connect and keep reconnecting forever, logging every state change."""
 
@@ -221,6 +235,11 @@ class Bus:
 
     async def last_tick(self, venue: str, symbol: str) -> MarketTick | None:
         """The newest tick on md.<venue>.<symbol>, or None if there is none (or it is unreadable)."""
+        found = await self.last_market(venue, symbol)
+        return found[0] if found else None
+
+    async def last_market(self, venue: str, symbol: str) -> tuple[MarketTick, int] | None:
+        """The newest tick and its MARKET stream sequence (to order it against later ticks)."""
         try:
             raw = await self.js.get_last_msg(subjects.STREAM_MARKET, subjects.market(venue, symbol))
         except NotFoundError:
@@ -228,7 +247,7 @@ class Bus:
         except nats.errors.TimeoutError as e:
             raise TransientError(f"market data lookup timed out: {e!r}") from e
         try:
-            return decode(raw.data or b"", MarketTick)
+            return decode(raw.data or b"", MarketTick), raw.seq or 0
         except PermanentError:
             log.warning("unreadable market tick", extra={"venue": venue, "symbol": symbol})
             return None
@@ -273,6 +292,10 @@ class Subscription:
     stream: str = subjects.STREAM_TRADING
     max_deliver: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Optional: handle a whole fetch at once. If it raises, the batch falls back to `handler`
+    # one message at a time, so one poison message is dead-lettered alone and cannot block
+    # the rest. Both must therefore be idempotent (they are: the same effect twice is a no-op).
+    batch_handler: BatchHandler | None = None
 
 
 def typed_decoder(type_: Any) -> Decoder:
@@ -347,12 +370,33 @@ class ConsumeLoop:
             await self.ensure_consumer()
             self._psub_stale = False
         assert self._psub is not None
-        try:
-            msgs = await self._psub.fetch(self.cfg.fetch_batch, timeout=self.cfg.fetch_timeout_s)
-        except (nats.errors.TimeoutError, TimeoutError):  # nothing to fetch: the normal case
+        msgs = await self._fetch()
+        if not msgs:
+            return
+        if self.sub.batch_handler is not None and len(msgs) > 1:
+            await self.process_batch(msgs)
             return
         for msg in msgs:
             await self.process(msg)
+
+    async def _fetch(self) -> list[Msg]:
+        """Wait for one message, then take what is already pending, up to a batch.
+
+        A plain fetch(batch) keeps its pull open until the batch fills or the timeout passes,
+        so at a trickle every message would wait for the ones after it. The first message's
+        num_pending says how many more are there now; asking for exactly those returns at once.
+        """
+        assert self._psub is not None
+        try:
+            msgs = await self._psub.fetch(1, timeout=self.cfg.fetch_timeout_s)
+        except (nats.errors.TimeoutError, TimeoutError):  # nothing to fetch: the normal case
+            return []
+        pending = msgs[-1].metadata.num_pending if msgs else 0
+        if pending:
+            with contextlib.suppress(nats.errors.TimeoutError, TimeoutError):
+                more = min(pending, self.cfg.fetch_batch - 1)
+                msgs += await self._psub.fetch(more, timeout=self.cfg.fetch_timeout_s)
+        return msgs
 
     def _reconnected(self) -> bool:
         return self.bus.nc.stats["reconnects"] != self._reconnects_seen
@@ -373,10 +417,50 @@ class ConsumeLoop:
                 return
             await self._handle(msg, event)
 
+    async def process_batch(self, msgs: list[Msg]) -> None:
+        """Decode each (bad ones dead-letter alone), hand the rest to the batch handler, publish
+        its outputs, then ack each. Any failure of the batch: redo it one message at a time."""
+        assert self.sub.batch_handler is not None
+        with self.tracer.start_as_current_span(f"consume-batch {self.sub.durable}"):
+            decoded = [(msg, ev) for msg in msgs if (ev := await self._decode(msg)) is not None]
+            if not decoded:
+                return
+            items = [BatchItem(ev, _delivery(msg)) for msg, ev in decoded]
+            try:
+                outputs = await self.sub.batch_handler(items)
+                for (_, event), outs in zip(decoded, outputs, strict=True):
+                    for out in outs:
+                        _link(out, event)
+                        await self.bus.publish(out)
+            except Exception as e:
+                log.warning(
+                    "batch failed; processing its messages one by one",
+                    extra={"durable": self.sub.durable, "size": len(items), "error": repr(e)},
+                )
+                for msg, event in decoded:
+                    await self._handle(msg, event)
+                return
+        for msg, _ in decoded:
+            await msg.ack()
+            self.processed += 1
+
+    async def _decode(self, msg: Msg) -> Any:
+        """The decoded event, or None once the message is settled (dead-lettered or acked)."""
+        try:
+            event = self.sub.decoder(msg)
+        except PermanentError as e:
+            await self._dead_letter(msg, e.code, str(e))
+            return None
+        except Exception as e:
+            await self._dead_letter(msg, ErrorCode.SCHEMA_VIOLATION, repr(e))
+            return None
+        if event is None:
+            await msg.ack()
+        return event
+
     async def _handle(self, msg: Msg, event: Any) -> None:
         token = correlation_id.set(getattr(event, "correlation_id", "") or getattr(event, "id", ""))
-        meta = msg.metadata
-        current_delivery.set(Delivery(msg.subject, meta.sequence.stream, meta.num_delivered))
+        current_delivery.set(_delivery(msg))
         try:
             outputs = await self.sub.handler(event) or ()
             for out in outputs:
@@ -455,6 +539,11 @@ class ConsumeLoop:
             await msg.nak(delay=self.cfg.nak_delay_s)
             return
         await msg.term()
+
+
+def _delivery(msg: Msg) -> Delivery:
+    meta = msg.metadata
+    return Delivery(msg.subject, meta.sequence.stream, meta.num_delivered)
 
 
 def _seq_id(stream: str, durable: str, seq: int, kind: str) -> str:

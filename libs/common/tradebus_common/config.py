@@ -54,6 +54,11 @@ class VenueConfig(_Cfg):
     symbols: list[str] = []
     quote_currency: str = "USDT"
     taker_fee_rate: Decimal = Decimal("0.001")
+    maker_fee_rate: Decimal = Decimal("0.0008")
+    # Paper venue only: market fills move slippage_bps against the taker; a resting order
+    # takes at most participation_rate of a tick's volume (all of it when a tick has none).
+    slippage_bps: Decimal = Decimal("0")
+    participation_rate: Decimal = Decimal("1")
 
 
 class StrategyConfig(_Cfg):
@@ -61,8 +66,80 @@ class StrategyConfig(_Cfg):
     quantity: Decimal | None = None  # fixed-quantity sizing; None keeps the signal's quantity
 
 
+class RiskLimitsOverride(_Cfg):
+    """[risk.strategies.<name>] / [risk.symbols.<symbol>]: any limit of [risk]; unset inherits."""
+
+    max_notional_per_order: Decimal | None = None
+    max_position_qty: Decimal | None = None
+    max_position_notional: Decimal | None = None
+    max_concentration_pct: Decimal | None = None
+    max_orders_per_window_per_strategy: int | None = None
+    price_collar_pct: Decimal | None = None
+    stale_market_data_s: float | None = None
+    daily_loss_limit: Decimal | None = None
+    max_drawdown_pct: Decimal | None = None
+
+
+class VenueSymbolRules(_Cfg):
+    """[risk.venue_rules.<venue>.<symbol>] until venue metadata arrives: 0 means unchecked."""
+
+    min_notional: Decimal = Decimal(0)
+    qty_step: Decimal = Decimal(0)
+    price_tick: Decimal = Decimal(0)
+
+
+class BreakerConfig(_Cfg):
+    """[risk.breakers]: auto-halts, latched. 0 / empty disables a breaker."""
+
+    daily_loss_limit: Decimal = Decimal(0)  # quote currency; trips when daily P&L <= -limit
+    max_drawdown_pct: Decimal = Decimal(0)
+    consecutive_rejects: int = 0
+    recon_drift_mismatches: int = 0  # trips when a ReconReport has at least this many
+    heartbeat_services: list[str] = []  # e.g. ["execution-gateway", "position-ledger"]
+    heartbeat_timeout_s: float = 15.0
+    heartbeat_check_interval_s: float = 1.0
+    cooldown_s: float = 300.0
+    auto_resume: bool = False  # after the cooldown; otherwise an operator resumes
+    max_event_age_s: float = 300.0  # older snapshots/rejects/reports (a replay) trip nothing
+
+
 class RiskConfig(_Cfg):
     max_notional_per_order: Decimal = Decimal("50000")
+    account: str = "default"  # whose LedgerSnapshot the gate reads
+    # Limits left None are off; the ones needing the ledger deny LEDGER_VIEW_MISSING when on
+    # and no snapshot was seen (fail closed).
+    max_position_qty: Decimal | None = None
+    max_position_notional: Decimal | None = None
+    max_gross_exposure: Decimal | None = None
+    max_concentration_pct: Decimal | None = None
+    check_buying_power: bool = False
+    max_leverage: Decimal | None = None
+    max_open_orders: int | None = 500
+    max_open_positions: int | None = None
+    rate_window_s: float = 1.0
+    max_orders_per_window: int = 200
+    max_orders_per_window_per_strategy: int = 100
+    price_collar_pct: Decimal = Decimal("10")
+    stale_market_data_s: float = 30.0
+    deny_without_market_data: bool = False  # True: a limit order with no tick at all is denied
+    daily_loss_limit: Decimal | None = None
+    max_drawdown_pct: Decimal | None = None
+    strategies: dict[str, RiskLimitsOverride] = {}
+    symbols: dict[str, RiskLimitsOverride] = {}
+    venue_rules: dict[str, dict[str, VenueSymbolRules]] = {}
+    breakers: BreakerConfig = BreakerConfig()
+
+
+class AccountConfig(_Cfg):
+    starting_cash: Decimal = Decimal("100000")  # in the quote currency
+
+
+class LedgerConfig(_Cfg):
+    default_starting_cash: Decimal = Decimal("100000")  # accounts without [accounts.<name>]
+    snapshot_interval_s: float = 5.0  # a LedgerSnapshot at least this often
+    snapshot_min_interval_ms: int = 250  # and on change, at most this often
+    day_timezone: str = "UTC"  # daily P&L: the day starts at day_start_hour in this zone
+    day_start_hour: int = 0
 
 
 class TelemetryConfig(_Cfg):
@@ -88,6 +165,66 @@ class FeedConfig(_Cfg):
     )
 
 
+class WebhookSinkConfig(_Cfg):
+    url: str = ""  # empty (and url_env unset): the webhook sink is off
+    url_env: str = "TRADEBUS_ALERT_WEBHOOK_URL"  # Slack webhook URLs carry a token: prefer env
+    format: str = "slack"  # slack | generic
+    timeout_s: float = 5.0
+
+
+class EmailSinkConfig(_Cfg):
+    host: str = ""  # empty: the email sink is off
+    port: int = 587
+    starttls: bool = True
+    username: str = ""  # empty: no login
+    password_env: str = "TRADEBUS_SMTP_PASSWORD"
+    password_file: str = ""
+    sender: str = "tradebus@localhost"
+    recipients: list[str] = []
+    timeout_s: float = 10.0
+
+
+class PagerDutySinkConfig(_Cfg):
+    events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    routing_key_env: str = "TRADEBUS_PAGERDUTY_ROUTING_KEY"  # unset: the PagerDuty sink is off
+    routing_key_file: str = ""
+    timeout_s: float = 5.0
+
+
+def _default_routes() -> dict[str, list[str]]:
+    return {
+        "info": ["log"],
+        "warning": ["log", "webhook"],
+        "error": ["log", "webhook"],
+        "critical": ["log", "webhook", "email", "pagerduty"],
+    }
+
+
+class AlertingConfig(_Cfg):
+    routes: dict[str, list[str]] = msgspec.field(default_factory=_default_routes)
+    dedup_window_s: float = 300.0
+    escalation_delay_s: float = 900.0
+    escalation_max: int = 3
+    escalation_sinks: list[str] = msgspec.field(
+        default_factory=lambda: ["webhook", "email", "pagerduty"]
+    )
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+    retry_attempts: int = 8
+    sink_unhealthy_after_failures: int = 3
+    state_ttl_days: int = 30
+    tick_interval_s: float = 1.0
+    heartbeat_timeout_s: float = 15.0
+    lag_threshold_msgs: int = 1000
+    lag_check_interval_s: float = 5.0
+    latency_window_s: float = 60.0
+    latency_min_samples: int = 20
+    latency_p99_threshold_ms: int = 2000
+    webhook: WebhookSinkConfig = WebhookSinkConfig()
+    email: EmailSinkConfig = EmailSinkConfig()
+    pagerduty: PagerDutySinkConfig = PagerDutySinkConfig()
+
+
 def _default_venues() -> dict[str, VenueConfig]:
     return {"paper": VenueConfig(symbols=["BTC/USDT", "ETH/USDT"])}
 
@@ -105,6 +242,9 @@ class Config(_Cfg):
     telemetry: TelemetryConfig = TelemetryConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     feed: FeedConfig = FeedConfig()
+    alerting: AlertingConfig = AlertingConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    accounts: dict[str, AccountConfig] = {}
 
     def database_dsn(self) -> str:
         """The DSN: the config value, else the environment variable named by dsn_env."""

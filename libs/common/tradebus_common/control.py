@@ -18,6 +18,7 @@ class _ControlBody(msgspec.Struct, kw_only=True):
     operator: str = ""
     scope: str = "global"
     id: str = ""
+    flatten: bool = False
 
 
 _body_decoder = msgspec.json.Decoder(_ControlBody)
@@ -41,6 +42,7 @@ def parse_control(data: bytes, subject: str, default_id: str) -> ControlCommand:
         reason=body.reason[:_MAX_REASON],
         operator=body.operator,
         scope=body.scope or "global",
+        flatten=body.flatten,
     )
 
 

@@ -52,11 +52,29 @@ class DenyReason(StrEnum):
     STATE_UNKNOWN = "STATE_UNKNOWN"
     MAX_NOTIONAL = "MAX_NOTIONAL"
     NO_MARKET_PRICE = "NO_MARKET_PRICE"
+    # risk-gate R1 checks (docs/risk.md lists each with its config key)
+    VENUE_MIN_NOTIONAL = "VENUE_MIN_NOTIONAL"
+    VENUE_PRECISION = "VENUE_PRECISION"
+    MAX_POSITION_QTY = "MAX_POSITION_QTY"
+    MAX_POSITION_NOTIONAL = "MAX_POSITION_NOTIONAL"
+    MAX_GROSS_EXPOSURE = "MAX_GROSS_EXPOSURE"
+    MAX_CONCENTRATION = "MAX_CONCENTRATION"
+    BUYING_POWER = "BUYING_POWER"
+    MAX_LEVERAGE = "MAX_LEVERAGE"
+    MAX_OPEN_ORDERS = "MAX_OPEN_ORDERS"
+    MAX_OPEN_POSITIONS = "MAX_OPEN_POSITIONS"
+    RATE_LIMIT_STRATEGY = "RATE_LIMIT_STRATEGY"
+    RATE_LIMIT_TOTAL = "RATE_LIMIT_TOTAL"
+    PRICE_COLLAR = "PRICE_COLLAR"
+    STALE_MARKET_DATA = "STALE_MARKET_DATA"
+    DAILY_LOSS = "DAILY_LOSS"
+    MAX_DRAWDOWN = "MAX_DRAWDOWN"
+    DUPLICATE_INTENT = "DUPLICATE_INTENT"
+    LEDGER_VIEW_MISSING = "LEDGER_VIEW_MISSING"
 
 
 class RejectReason(StrEnum):
     NO_MARKET_DATA = "NO_MARKET_DATA"
-    LIMIT_NOT_MARKETABLE = "LIMIT_NOT_MARKETABLE"
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     INVALID_ORDER = "INVALID_ORDER"
     VENUE_REJECTED = "VENUE_REJECTED"  # the venue said no; its words are in `detail`
@@ -74,6 +92,8 @@ class ControlAction(StrEnum):
     HALT = "halt"
     RESUME = "resume"
     RECONCILE = "reconcile"
+    REDUCE = "reduce"
+    CANCEL_ALL = "cancel-all"  # published by risk-gate on a halt; consumed by the gateway later
 
 
 class Liquidity(StrEnum):
@@ -87,6 +107,17 @@ class AlertCode(StrEnum):
     TRADING_RESUMED = "TRADING_RESUMED"
     RECON_MISMATCH = "RECON_MISMATCH"
     VENUE_REJECTED = "VENUE_REJECTED"
+    TRADING_REDUCING = "TRADING_REDUCING"
+    BREAKER_TRIPPED = "BREAKER_TRIPPED"
+    CONTROL_REFUSED = "CONTROL_REFUSED"
+    UNKNOWN_FILL = "UNKNOWN_FILL"  # the ledger booked a fill for an unknown strategy/order
+    # alerting's own monitors (docs/alerting.md has a runbook line for each)
+    HEARTBEAT_MISSING = "HEARTBEAT_MISSING"
+    HEARTBEAT_RECOVERED = "HEARTBEAT_RECOVERED"
+    CONSUMER_LAG = "CONSUMER_LAG"
+    CONSUMER_LAG_RECOVERED = "CONSUMER_LAG_RECOVERED"
+    VENUE_LATENCY = "VENUE_LATENCY"
+    VENUE_LATENCY_RECOVERED = "VENUE_LATENCY_RECOVERED"
 
 
 class Event(msgspec.Struct, tag_field="type", kw_only=True):
@@ -149,6 +180,8 @@ class OrderDenied(Event, tag="order.denied", kw_only=True):
     detail: str = ""
     limit: Decimal | None = None
     current: Decimal | None = None
+    check: str = ""  # which check denied (the `type` of R7's {type, limit, current, breach_pct})
+    breach_pct: Decimal | None = None  # (current - limit) / limit x 100
 
 
 # --- order lifecycle --------------------------------------------------------------------
@@ -223,6 +256,9 @@ class PositionView(msgspec.Struct, kw_only=True):
     quantity: Decimal
     avg_price: Decimal = Decimal(0)
     realized_pnl: Decimal = Decimal(0)
+    mark_price: Decimal | None = None  # the last market price (None: no tick seen yet)
+    unrealized_pnl: Decimal = Decimal(0)
+    account: str = "default"
 
 
 class PositionChanged(Event, tag="position.changed", kw_only=True):
@@ -244,8 +280,16 @@ class LedgerSnapshot(Event, tag="ledger.snapshot", kw_only=True):
     equity: Decimal = Decimal(0)
     cash: Decimal = Decimal(0)
     daily_pnl: Decimal = Decimal(0)
-    drawdown: Decimal = Decimal(0)
+    drawdown: Decimal = Decimal(0)  # high_water_mark - equity, in the quote currency
     positions: list[PositionView] = []
+    realized_pnl: Decimal = Decimal(0)
+    unrealized_pnl: Decimal = Decimal(0)
+    starting_cash: Decimal = Decimal(0)
+    high_water_mark: Decimal = Decimal(0)
+    drawdown_pct: Decimal = Decimal(0)  # drawdown / high_water_mark x 100
+    gross_exposure: Decimal = Decimal(0)  # sum of |quantity x mark|
+    net_exposure: Decimal = Decimal(0)  # sum of quantity x mark
+    trading_day: str = ""  # the day daily_pnl belongs to (YYYY-MM-DD, configured timezone)
 
 
 class TradingStateChanged(Event, tag="risk.state_changed", kw_only=True):
@@ -263,6 +307,7 @@ class ControlCommand(Event, tag="control.command", kw_only=True):
     reason: str = ""
     operator: str = ""
     scope: str = "global"
+    flatten: bool = False  # halt only: also close positions in scope (reduce-only market orders)
 
 
 class ReconMismatch(msgspec.Struct, kw_only=True):
@@ -287,6 +332,7 @@ class Alert(Event, tag="alert", kw_only=True):
     message: str
     context: dict[str, Any] = {}
     dedup_key: str = ""
+    resolved: bool = False  # True: the condition under `dedup_key` is over (PagerDuty resolve)
 
 
 class Heartbeat(Event, tag="health.heartbeat", kw_only=True):
@@ -296,6 +342,23 @@ class Heartbeat(Event, tag="health.heartbeat", kw_only=True):
     started_at: datetime
     uptime_s: float
     detail: dict[str, Any] = {}
+
+
+class AlertAcknowledged(Event, tag="alert.acknowledged", kw_only=True):
+    """An operator took ownership of an alert: it no longer escalates. Kept for the audit."""
+
+    alert_id: str
+    operator: str
+    dedup_key: str = ""
+
+
+class VenueLatencyObserved(Event, tag="venue.latency", kw_only=True):
+    """One venue API call's round trip, published by the gateway; alerting keeps p50/p99."""
+
+    venue: str
+    operation: str  # create_order | cancel_order | fetch_order | ...
+    latency_ms: int
+    ok: bool = True
 
 
 class MarketTick(Event, tag="md.tick", kw_only=True):
@@ -338,6 +401,8 @@ AnyEvent = (
     | ControlCommand
     | ReconReport
     | Alert
+    | AlertAcknowledged
+    | VenueLatencyObserved
     | Heartbeat
     | MarketTick
     | MessageDeadLettered

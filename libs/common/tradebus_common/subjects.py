@@ -16,6 +16,8 @@ BUCKET_HEALTH = "health"
 BUCKET_ORDER_JOURNAL = "order_journal"
 BUCKET_PAPER_VENUE = "paper_venue"
 BUCKET_DEDUP = "dedup"
+BUCKET_ALERTS = "alerts"  # alerting: alert records, deliveries per sink, dedup windows
+BUCKET_RISK_ORDERS = "risk_orders"  # risk-gate: approved orders not yet terminal
 
 TRADING_ALL = "trading.>"
 MARKET_ALL = "md.>"
@@ -31,10 +33,17 @@ CONTROL_ALL = "trading.control.>"
 CONTROL_HALT = "trading.control.halt"
 CONTROL_RESUME = "trading.control.resume"
 CONTROL_RECONCILE = "trading.control.reconcile"
+CONTROL_REDUCE = "trading.control.reduce"
+CONTROL_CANCEL_ALL = "trading.control.cancel-all"
 RISK_STATE = "trading.risk.state"
 RECON_REPORT = "trading.recon.report"
 ALERT_ALL = "trading.alert.>"
 DEADLETTER_ALL = "trading.deadletter.>"
+ALERT_ACKED = "trading.alerting.acked"
+VENUE_LATENCY_ALL = "trading.venue.latency.>"
+ALERTS_RPC_LIST = "rpc.alerts.list"
+ALERTS_RPC_ACK = "rpc.alerts.ack"
+ALERTS_RPC_STATUS = "rpc.alerts.status"
 LEDGER_SNAPSHOT_ALL = "trading.ledger.snapshot.>"
 POSITION_ALL = "trading.position.>"
 CONTROL_PREFIX = "trading.control."
@@ -96,9 +105,22 @@ def market(venue: str, symbol: str) -> str:
     return f"md.{token(venue)}.{token(symbol)}"
 
 
+def market_all(venue: str) -> str:
+    return f"md.{token(venue)}.>"
+
+
 def venue_positions_rpc(venue: str) -> str:
     """Request/reply (core NATS, not stored): the venue's current positions."""
     return f"rpc.venue.{token(venue)}.positions"
+
+
+def ledger_rpc(endpoint: str) -> str:
+    """Request/reply (core NATS, not stored): the ledger's query API (positions, pnl, ...)."""
+    return f"rpc.ledger.{token(endpoint)}"
+
+
+def venue_latency(venue: str) -> str:
+    return f"trading.venue.latency.{token(venue)}"
 
 
 def health_key(service: str, instance: str) -> str:
@@ -136,6 +158,10 @@ def subject_for(event: ev.Event) -> str:
             return market(event.venue, event.symbol)
         case ev.MessageDeadLettered():
             return deadletter(event.service)
+        case ev.AlertAcknowledged():
+            return ALERT_ACKED
+        case ev.VenueLatencyObserved():
+            return venue_latency(event.venue)
     raise ValueError(f"no subject for event type {type(event).__name__}")
 
 
@@ -241,6 +267,22 @@ CATALOGUE: list[SubjectSpec] = [
         description="Resume trading; needs an operator.",
     ),
     SubjectSpec(
+        pattern="trading.control.reduce",
+        stream=STREAM_TRADING,
+        events=_tags(ev.ControlCommand),
+        publishers=["operators", "tradebus reduce"],
+        consumers=["risk-gate"],
+        description="Set REDUCING in a scope: only position-shrinking orders pass.",
+    ),
+    SubjectSpec(
+        pattern="trading.control.cancel-all",
+        stream=STREAM_TRADING,
+        events=_tags(ev.ControlCommand),
+        publishers=["risk-gate (on halt)"],
+        consumers=["execution-gateway (not yet)"],
+        description="Cancel every open order in scope (and flatten if set); derived from a halt.",
+    ),
+    SubjectSpec(
         pattern="trading.control.reconcile",
         stream=STREAM_TRADING,
         events=_tags(ev.ControlCommand),
@@ -273,6 +315,31 @@ CATALOGUE: list[SubjectSpec] = [
         description="Alerts, routed by severity.",
     ),
     SubjectSpec(
+        pattern="trading.alerting.acked",
+        stream=STREAM_TRADING,
+        events=_tags(ev.AlertAcknowledged),
+        publishers=["alerting"],
+        consumers=["users"],
+        description="An operator acknowledged an alert (it stops escalating).",
+    ),
+    SubjectSpec(
+        pattern="trading.venue.latency.<venue>",
+        stream=STREAM_TRADING,
+        events=_tags(ev.VenueLatencyObserved),
+        publishers=["execution-gateway"],
+        consumers=["alerting"],
+        description="Round trip of one venue API call, for the p50/p99 latency monitor.",
+    ),
+    SubjectSpec(
+        pattern="rpc.alerts.<query>",
+        stream=None,
+        events=[],
+        publishers=["tradebus alerts", "tradebus status"],
+        consumers=["alerting"],
+        description="Request/reply: list, ack (acknowledge) and status (unacked, sink health) "
+        "(core NATS, not stored).",
+    ),
+    SubjectSpec(
         pattern="trading.deadletter.<service>",
         stream=STREAM_TRADING,
         events=_tags(ev.MessageDeadLettered),
@@ -295,5 +362,14 @@ CATALOGUE: list[SubjectSpec] = [
         publishers=["reconciler"],
         consumers=["execution-gateway"],
         description="Request/reply: the venue's positions (core NATS, not stored).",
+    ),
+    SubjectSpec(
+        pattern="rpc.ledger.<endpoint>",
+        stream=None,
+        events=[],
+        publishers=["tradebus positions|pnl|stats|report", "users"],
+        consumers=["position-ledger"],
+        description="Request/reply: the ledger's query API: positions, pnl, stats, fills "
+        "(core NATS, not stored).",
     ),
 ]

@@ -8,22 +8,20 @@ import msgspec
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from tradebus_common.bus import current_delivery
 from tradebus_common.errors import ErrorCode, PermanentError
 from tradebus_common.events import (
-    Alert,
-    AlertCode,
+    CancelReason,
     Event,
-    Fill,
-    OrderAccepted,
+    MarketTick,
     OrderApproved,
-    OrderRejected,
-    OrderSubmitted,
-    RejectReason,
-    Severity,
+    TradingState,
+    TradingStateChanged,
 )
-from tradebus_common.ids import derive_id
 
+from .events_out import canceled_event, new_fills, order_events
 from .venues.base import Venue, VenueOrder, VenueOrderStatus
+from .venues.paper import PaperVenue
 
 log = logging.getLogger("tradebus.execution_gateway")
 
@@ -35,10 +33,6 @@ class JournalEntry(msgspec.Struct, kw_only=True):
 
 
 _journal_encoder = msgspec.json.Encoder()
-
-
-def fill_id(venue: str, trade_id: str) -> str:
-    return derive_id(f"{venue}:{trade_id}", "fill")
 
 
 class ApprovedOrderHandler:
@@ -72,66 +66,60 @@ class ApprovedOrderHandler:
         await self.journal.put(order.client_order_id, data)
 
 
-def order_events(order: OrderApproved, result: VenueOrder) -> list[Event]:
-    """The same inputs always give the same event ids, so a replay deduplicates."""
-    common = {
-        "client_order_id": order.client_order_id,
-        "venue": order.venue,
-        "symbol": order.symbol,
-        "strategy": order.strategy,
-        "venue_order_id": result.venue_order_id,
-    }
-    events: list[Event] = [
-        OrderSubmitted(
-            id=derive_id(order.id, "submitted"),
-            side=order.side,
-            quantity=order.quantity,
-            order_type=order.order_type,
-            limit_price=order.limit_price,
-            **common,
-        )
-    ]
-    if result.status is VenueOrderStatus.REJECTED:
-        events.append(
-            OrderRejected(
-                id=derive_id(order.id, "rejected"),
-                reason=result.reject_reason or RejectReason.VENUE_REJECTED,
-                detail=result.reject_detail,
-                **common,
-            )
-        )
-        events.append(
-            Alert(
-                id=derive_id(order.id, "rejected-alert"),
-                severity=Severity.WARNING,
-                source="execution-gateway",
-                code=AlertCode.VENUE_REJECTED,
-                message=(
-                    f"{order.venue} rejected {order.client_order_id}: "
-                    f"{result.reject_reason} {result.reject_detail}"
-                ),
-                dedup_key=f"execution-gateway:rejected:{order.venue}",
-            )
-        )
+class TickHandler:
+    """Market ticks drive the paper venue: resting orders fill when the price reaches them."""
+
+    def __init__(self, venues: dict[str, Venue]) -> None:
+        self.venues = venues
+
+    async def __call__(self, tick: MarketTick) -> list[Event]:
+        venue = self.venues.get(tick.venue)
+        if not isinstance(venue, PaperVenue):
+            return []
+        delivery = current_delivery.get()
+        seq = delivery.stream_seq if delivery else 0
+        events: list[Event] = []
+        for before, after in await venue.on_tick(tick, seq):
+            events += new_fills(tick.venue, before, after)
         return events
-    events.append(OrderAccepted(id=derive_id(order.id, "accepted"), **common))
-    events += [
-        Fill(
-            id=fill_id(order.venue, f.trade_id),
-            venue=order.venue,
-            symbol=order.symbol,
-            strategy=order.strategy,
-            client_order_id=order.client_order_id,
-            venue_order_id=result.venue_order_id,
-            trade_id=f.trade_id,
-            side=order.side,
-            quantity=f.quantity,
-            price=f.price,
-            fee=f.fee,
-            fee_currency=f.fee_currency,
-            liquidity=f.liquidity,
-            arrival_price=result.arrival_price,
-        )
-        for f in result.fills
-    ]
-    return events
+
+
+def in_scope(scope: str, venue: str, order: VenueOrder) -> bool:
+    """Scopes: global (or all), venue:<name>, symbol:<symbol>, strategy:<name>."""
+    kind, _, name = scope.partition(":")
+    if kind in ("", "global", "all"):
+        return True
+    return {"venue": venue, "symbol": order.symbol, "strategy": order.strategy}.get(kind) == name
+
+
+class HaltHandler:
+    """A halt cancels every working order in its scope (R4). Cancels are never blocked."""
+
+    def __init__(self, venues: dict[str, Venue]) -> None:
+        self.venues = venues
+
+    async def __call__(self, change: TradingStateChanged) -> list[Event]:
+        if change.state is not TradingState.HALTED:
+            return []
+        events: list[Event] = []
+        for name, venue in self.venues.items():
+            for order in await venue.open_orders():
+                if in_scope(change.scope, name, order):
+                    events += await self._cancel(name, venue, order, change)
+        if events:
+            log.warning(
+                "halt: working orders canceled", extra={"count": len(events), "scope": change.scope}
+            )
+        return events
+
+    async def _cancel(
+        self, name: str, venue: Venue, order: VenueOrder, change: TradingStateChanged
+    ) -> list[Event]:
+        after = await venue.cancel(order.client_order_id)
+        if after is None or after.status is not VenueOrderStatus.CANCELED:
+            return []  # it filled first: its fill has been (or will be) announced
+        return [
+            canceled_event(
+                name, after, CancelReason.HALT, change.id, f"trading halted: {change.reason}"
+            )
+        ]

@@ -1,17 +1,19 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import msgspec
 from nats.aio.msg import Msg
 
 from tradebus_common import subjects
 from tradebus_common.bus import Bus, Subscription, typed_decoder
+from tradebus_common.codec import decode
 from tradebus_common.config import Config
-from tradebus_common.events import OrderApproved
+from tradebus_common.events import Event, MarketTick, OrderApproved, TradingStateChanged
 from tradebus_common.runtime import ServiceContext, ServiceSpec
 
-from .handlers import ApprovedOrderHandler
+from .handlers import ApprovedOrderHandler, HaltHandler, TickHandler
 from .venues.base import Venue
 from .venues.paper import PaperVenue
 
@@ -46,18 +48,44 @@ async def serve_positions(ctx: ServiceContext, venues: dict[str, Venue]) -> None
         ctx.cleanups.append(sub.unsubscribe)
 
 
+def decode_order_flow(msg: Msg) -> Any:
+    """The gateway's main consumer reads approvals and trading-state changes, in order."""
+    if msg.subject == subjects.RISK_STATE:
+        return decode(msg.data, TradingStateChanged)
+    return decode(msg.data, OrderApproved)
+
+
 async def build(ctx: ServiceContext) -> None:
     venues = await make_venues(ctx.config, ctx.bus)
     journal = await ctx.bus.kv(subjects.BUCKET_ORDER_JOURNAL)
     await serve_positions(ctx, venues)
+    approvals = ApprovedOrderHandler(venues, journal)
+    halts = HaltHandler(venues)
+
+    async def on_order_flow(event: Any) -> list[Event]:
+        if isinstance(event, TradingStateChanged):
+            return await halts(event)
+        return await approvals(event)
+
     ctx.subscriptions.append(
         Subscription(
             durable="execution-gateway",
-            filter_subjects=[subjects.APPROVED_ALL],
-            decoder=typed_decoder(OrderApproved),
-            handler=ApprovedOrderHandler(venues, journal),
+            filter_subjects=[subjects.APPROVED_ALL, subjects.RISK_STATE],
+            decoder=decode_order_flow,
+            handler=on_order_flow,
         )
     )
+    paper = [name for name, v in venues.items() if isinstance(v, PaperVenue)]
+    if paper:
+        ctx.subscriptions.append(
+            Subscription(
+                durable="execution-gateway-md",
+                stream=subjects.STREAM_MARKET,
+                filter_subjects=[subjects.market_all(name) for name in paper],
+                decoder=typed_decoder(MarketTick),
+                handler=TickHandler(venues),
+            )
+        )
 
 
 SPEC = ServiceSpec(name="execution-gateway", build=build)

@@ -1,18 +1,27 @@
-"""risk-gate handlers: intents become approvals or denials; halt/resume latch the state."""
+"""risk-gate handlers: intents become one approval or one denial; control commands latch the
+scoped trading state."""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
+from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+
+from tradebus_common import subjects
 from tradebus_common.bus import Bus
+from tradebus_common.codec import decode
 from tradebus_common.config import Config
-from tradebus_common.errors import ErrorCode, PermanentError
+from tradebus_common.errors import ErrorCode, PermanentError, TransientError
 from tradebus_common.events import (
     Alert,
     AlertCode,
     ControlAction,
     ControlCommand,
     Event,
+    LedgerSnapshot,
     OrderApproved,
     OrderDenied,
     OrderIntent,
@@ -22,102 +31,250 @@ from tradebus_common.events import (
 )
 from tradebus_common.ids import client_order_id, derive_id
 
-from .checks import RiskView, first_denial
-from .state import TradingStateStore
+from .checks import first_denial, order_price
+from .limits import LimitResolver, venue_rules
+from .orders import OpenOrderBook
+from .scopes import GLOBAL, Scope, parse_scope, scopes_for
+from .state import BreakerStore, StateUnreadable, TradingStateStore
+from .throttle import RateWindow
+from .view import Denial, RiskView
 
 log = logging.getLogger("tradebus.risk_gate")
 
+MAX_OPERATOR = 100
+WallClock = Callable[[], float]
+
+
+def outcome_key(intent_id: str) -> str:
+    # KV keys allow a narrow alphabet; an intent id may be anything, so key on a hash of it.
+    return "intent." + derive_id(intent_id, "outcome")
+
 
 class IntentHandler:
-    def __init__(self, config: Config, bus: Bus, store: TradingStateStore) -> None:
+    """One outcome per intent id, ever: the outcome's id is derived from the intent id alone
+    (approved or denied alike), so JetStream drops a second one inside the duplicate window,
+    and the `dedup` KV marker stops a redelivery after it. Publish, then mark."""
+
+    def __init__(
+        self,
+        config: Config,
+        bus: Bus,
+        store: TradingStateStore,
+        book: OpenOrderBook,
+        seen: KeyValue,
+        rate: RateWindow,
+        wall: WallClock = time.time,
+    ) -> None:
         self.config = config
         self.bus = bus
         self.store = store
+        self.book = book
+        self.seen = seen
+        self.rate = rate
+        self.wall = wall
+        self.limits = LimitResolver(config.risk)
 
     async def __call__(self, intent: OrderIntent) -> list[Event]:
-        view = await self._view(intent)
+        if await self._outcome_seen(intent.id):
+            log.info("duplicate intent ignored", extra={"intent_id": intent.id})
+            return []
+        view = await self.view(intent)
         denial = first_denial(intent, view)
-        if denial is not None:
-            log.info("intent denied", extra={"intent_id": intent.id, "reason": denial.reason})
-            return [
-                OrderDenied(
-                    id=derive_id(intent.id, "denied"),
-                    intent_id=intent.id,
-                    strategy=intent.strategy,
-                    venue=intent.venue,
-                    symbol=intent.symbol,
-                    reason=denial.reason,
-                    detail=denial.detail,
-                    limit=denial.limit,
-                    current=denial.current,
-                )
-            ]
-        return [
-            OrderApproved(
-                id=derive_id(intent.id, "approved"),
-                intent_id=intent.id,
-                strategy=intent.strategy,
-                venue=intent.venue,
-                symbol=intent.symbol,
-                side=intent.side,
-                quantity=intent.quantity,
-                order_type=intent.order_type,
-                limit_price=intent.limit_price,
-                client_order_id=client_order_id(intent.id, 0),
-            )
-        ]
+        outcome = self._approve(intent) if denial is None else self._deny(intent, denial)
+        outcome.causation_id = intent.id
+        outcome.correlation_id = intent.correlation_id or intent.id
+        if isinstance(outcome, OrderApproved):
+            await self.book.add(outcome, order_price(intent, view) or 0)
+            self.rate.record(intent.strategy)
+        await self.bus.publish(outcome)
+        await self.seen.put(outcome_key(intent.id), outcome.id.encode())
+        return []
 
-    async def _view(self, intent: OrderIntent) -> RiskView:
-        # Read the latched state per intent: never trade on a stale cached ACTIVE.
-        state = await self.store.current()
+    async def _outcome_seen(self, intent_id: str) -> bool:
+        try:
+            await self.seen.get(outcome_key(intent_id))
+            return True
+        except KeyNotFoundError:
+            return False
+
+    async def view(self, intent: OrderIntent) -> RiskView:
+        try:
+            states = await self.store.for_scopes(
+                scopes_for(intent.strategy, intent.venue, intent.symbol)
+            )
+        except StateUnreadable as e:
+            log.warning("trading state unreadable: failing closed", extra={"error": str(e)})
+            states = None
         tick = await self.bus.last_tick(intent.venue, intent.symbol)
+        mine, total = self.rate.counts(intent.strategy)
+        limits = self.limits.for_intent(intent.strategy, intent.symbol)
         return RiskView(
-            state=state, last_price=tick.price if tick else None, limits=self.config.risk
+            limits=limits,
+            states=states,
+            last_price=tick.price if tick else None,
+            tick_age_s=(self.wall() - tick.ts.timestamp()) if tick else None,
+            snapshot=await latest_snapshot(self.bus, self.config.risk.account),
+            pending_qty=self.book.pending_qty(intent.venue, intent.symbol),
+            pending_notional=self.book.pending_notional(),
+            open_orders=self.book.count(),
+            recent_orders_strategy=mine,
+            recent_orders_total=total,
+            rules=venue_rules(limits, intent.venue, intent.symbol),
         )
+
+    def _approve(self, intent: OrderIntent) -> OrderApproved:
+        return OrderApproved(
+            id=derive_id(intent.id, "outcome"),
+            intent_id=intent.id,
+            strategy=intent.strategy,
+            venue=intent.venue,
+            symbol=intent.symbol,
+            side=intent.side,
+            quantity=intent.quantity,
+            order_type=intent.order_type,
+            limit_price=intent.limit_price,
+            client_order_id=client_order_id(intent.id, 0),
+        )
+
+    def _deny(self, intent: OrderIntent, denial: Denial) -> OrderDenied:
+        log.info("intent denied", extra={"intent_id": intent.id, "reason": denial.reason})
+        return OrderDenied(
+            id=derive_id(intent.id, "outcome"),
+            intent_id=intent.id,
+            strategy=intent.strategy,
+            venue=intent.venue,
+            symbol=intent.symbol,
+            reason=denial.reason,
+            detail=denial.detail,
+            limit=denial.limit,
+            current=denial.current,
+            check=denial.check,
+            breach_pct=denial.breach_pct,
+        )
+
+
+async def latest_snapshot(bus: Bus, account: str) -> LedgerSnapshot | None:
+    """The newest LedgerSnapshot of the account, straight from the stream (so it is right
+    after a restart and never behind a consumer), or None if the ledger never published."""
+    try:
+        raw = await bus.js.get_last_msg(subjects.STREAM_TRADING, subjects.ledger_snapshot(account))
+    except NotFoundError:
+        return None
+    except Exception as e:
+        raise TransientError(f"ledger snapshot lookup failed: {e!r}") from e
+    try:
+        return decode(raw.data or b"", LedgerSnapshot)
+    except PermanentError:
+        log.warning("unreadable ledger snapshot", extra={"account": account})
+        return None
+
+
+# --- control ----------------------------------------------------------------------------
+
+_TARGET = {
+    ControlAction.HALT: (TradingState.HALTED, Severity.CRITICAL, AlertCode.TRADING_HALTED),
+    ControlAction.RESUME: (TradingState.ACTIVE, Severity.WARNING, AlertCode.TRADING_RESUMED),
+    ControlAction.REDUCE: (TradingState.REDUCING, Severity.WARNING, AlertCode.TRADING_REDUCING),
+}
 
 
 class ControlHandler:
-    def __init__(self, bus: Bus, store: TradingStateStore) -> None:
-        self.bus = bus
+    def __init__(self, config: Config, store: TradingStateStore, breakers: BreakerStore) -> None:
+        self.config = config
         self.store = store
+        self.breakers = breakers
 
     async def __call__(self, cmd: ControlCommand) -> list[Event]:
+        if cmd.action not in _TARGET:
+            raise PermanentError(
+                f"risk-gate does not handle {cmd.action}", ErrorCode.INVALID_COMMAND
+            )
+        scope = self._scope(cmd)
+        if cmd.action is not ControlAction.HALT:
+            _require_operator(cmd)
+        to, severity, code = _TARGET[cmd.action]
+        events = await transition(
+            self.store, cmd.id, scope, to, cmd.reason, cmd.operator, cmd.action
+        )
+        events.append(state_alert(cmd.id, events[0], severity, code))
         if cmd.action is ControlAction.HALT:
-            return await self._transition(
-                cmd, TradingState.HALTED, Severity.CRITICAL, AlertCode.TRADING_HALTED
-            )
-        if cmd.action is ControlAction.RESUME:
-            if not cmd.operator.strip():
-                raise PermanentError("resume needs an operator", ErrorCode.OPERATOR_REQUIRED)
-            return await self._transition(
-                cmd, TradingState.ACTIVE, Severity.WARNING, AlertCode.TRADING_RESUMED
-            )
-        raise PermanentError(f"risk-gate does not handle {cmd.action}", ErrorCode.INVALID_COMMAND)
+            events.append(cancel_all(cmd.id, events[0], cmd.flatten))
+        if cmd.action is ControlAction.RESUME and scope == GLOBAL:
+            await self.breakers.clear_all()
+        return events
 
-    async def _transition(
-        self, cmd: ControlCommand, to: TradingState, severity: Severity, code: AlertCode
-    ) -> list[Event]:
-        previous = await self.store.current()
-        change = TradingStateChanged(
-            id=derive_id(cmd.id, "state"),
-            state=to,
-            previous=previous.state if previous else None,
-            scope=cmd.scope,
-            reason=cmd.reason or f"{cmd.action.value} (no reason given)",
-            operator=cmd.operator or "unknown",
-        )
-        await self.store.latch(change)  # durable before the ack and before anyone is told
-        log.warning(
-            "trading state changed",
-            extra={"state": to, "reason": change.reason, "operator": change.operator},
-        )
-        alert = Alert(
-            id=derive_id(cmd.id, "alert"),
-            severity=severity,
-            source="risk-gate",
-            code=code,
-            message=f"trading {to.value}: {change.reason} (by {change.operator})",
-            context={"scope": cmd.scope},
-            dedup_key=f"risk-gate:state:{to.value}",
-        )
-        return [change, alert]
+    def _scope(self, cmd: ControlCommand) -> Scope:
+        if len(cmd.scope) > 200:
+            raise PermanentError("scope too long", ErrorCode.INVALID_COMMAND)
+        return parse_scope(cmd.scope, self.config)
+
+
+def _require_operator(cmd: ControlCommand) -> None:
+    operator = cmd.operator.strip()
+    if not operator:
+        raise PermanentError(f"{cmd.action.value} needs an operator", ErrorCode.OPERATOR_REQUIRED)
+    if len(operator) > MAX_OPERATOR or not operator.isprintable():
+        raise PermanentError("operator name too long or not printable", ErrorCode.INVALID_COMMAND)
+
+
+async def transition(
+    store: TradingStateStore,
+    cause_id: str,
+    scope: Scope,
+    to: TradingState,
+    reason: str,
+    operator: str,
+    action: ControlAction | str,
+) -> list[Event]:
+    """Latch the new state of one scope (durable before anyone is told) and return the
+    TradingStateChanged. Its id derives from the cause, so a redelivery republishes the same."""
+    previous = await store.current(scope)
+    action_name = getattr(action, "value", action)
+    change = TradingStateChanged(
+        id=derive_id(cause_id, "state"),
+        state=to,
+        previous=previous.state if previous else (None if scope == GLOBAL else TradingState.ACTIVE),
+        scope=str(scope),
+        reason=reason or f"{action_name} (no reason given)",
+        operator=(operator.strip()[:MAX_OPERATOR] or "unknown"),
+    )
+    await store.latch(change, scope)
+    log.warning(
+        "trading state changed",
+        extra={
+            "state": to,
+            "scope": str(scope),
+            "reason": change.reason,
+            "operator": change.operator,
+        },
+    )
+    return [change]
+
+
+def state_alert(cause_id: str, change: Event, severity: Severity, code: AlertCode) -> Alert:
+    assert isinstance(change, TradingStateChanged)
+    return Alert(
+        id=derive_id(cause_id, "alert"),
+        severity=severity,
+        source="risk-gate",
+        code=code,
+        message=(
+            f"trading {change.state.value} ({change.scope}): {change.reason} (by {change.operator})"
+        ),
+        context={"scope": change.scope, "previous": change.previous},
+        dedup_key=f"risk-gate:state:{change.scope}:{change.state.value}",
+    )
+
+
+def cancel_all(cause_id: str, change: Event, flatten: bool) -> ControlCommand:
+    """What the execution-gateway will consume (not yet): cancel every open order in scope,
+    and with `flatten`, close positions with reduce-only market orders."""
+    assert isinstance(change, TradingStateChanged)
+    return ControlCommand(
+        id=derive_id(cause_id, "cancel-all"),
+        action=ControlAction.CANCEL_ALL,
+        reason=change.reason,
+        operator=change.operator,
+        scope=change.scope,
+        flatten=flatten,
+    )

@@ -5,14 +5,44 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from tradebus_common import subjects
-from tradebus_common.bus import Subscription
+from tradebus_common.bus import Subscription, ensure_kv
 from tradebus_common.codec import decode
 from tradebus_common.control import control_decoder
-from tradebus_common.events import OrderIntent
+from tradebus_common.events import (
+    AnyEvent,
+    Fill,
+    LedgerSnapshot,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderIntent,
+    OrderRejected,
+    ReconReport,
+)
 from tradebus_common.runtime import ServiceContext, ServiceSpec
 
+from .breakers import Breakers, HeartbeatWatch, MonitorHandler
 from .handlers import ControlHandler, IntentHandler
-from .state import TradingStateStore
+from .orders import OpenOrderBook
+from .state import BreakerStore, TradingStateStore
+from .throttle import RateWindow
+
+CONTROL_SUBJECTS = [subjects.CONTROL_HALT, subjects.CONTROL_RESUME, subjects.CONTROL_REDUCE]
+MONITOR_SUBJECTS = [
+    subjects.LEDGER_SNAPSHOT_ALL,
+    subjects.ORDER_EVENT_ALL,
+    subjects.FILL_ALL,
+    subjects.RECON_REPORT,
+]
+_MONITORED = (
+    LedgerSnapshot,
+    OrderRejected,
+    OrderCanceled,
+    OrderExpired,
+    OrderAccepted,
+    Fill,
+    ReconReport,
+)
 
 
 def decode_message(msg: Msg) -> Any:
@@ -21,13 +51,32 @@ def decode_message(msg: Msg) -> Any:
     return decode(msg.data, OrderIntent)
 
 
+def decode_monitored(msg: Msg) -> Any:
+    event = decode(msg.data, AnyEvent)
+    return event if isinstance(event, _MONITORED) else None  # others: ack, nothing to do
+
+
 async def build(ctx: ServiceContext) -> None:
-    store = TradingStateStore(await ctx.bus.kv(subjects.BUCKET_CONTROL))
+    control_kv = await ctx.bus.kv(subjects.BUCKET_CONTROL)
+    store = TradingStateStore(control_kv)
+    # Fail closed: the intent consumer starts only after the latched state is read here.
     initial = await store.initialize()
     if initial is not None:
         await ctx.bus.publish(initial)
-    intents = IntentHandler(ctx.config, ctx.bus, store)
-    control = ControlHandler(ctx.bus, store)
+    book = OpenOrderBook(await ensure_kv(ctx.bus.js, subjects.BUCKET_RISK_ORDERS, history=1))
+    await book.load()
+    trips = BreakerStore(control_kv)
+    risk = ctx.config.risk
+    intents = IntentHandler(
+        ctx.config,
+        ctx.bus,
+        store,
+        book,
+        await ctx.bus.kv(subjects.BUCKET_DEDUP),
+        RateWindow(risk.rate_window_s),
+    )
+    control = ControlHandler(ctx.config, store, trips)
+    breakers = Breakers(risk.breakers, store, trips)
 
     async def handle(event: Any) -> Any:
         return await (intents(event) if isinstance(event, OrderIntent) else control(event))
@@ -35,11 +84,20 @@ async def build(ctx: ServiceContext) -> None:
     ctx.subscriptions.append(
         Subscription(
             durable="risk-gate",
-            filter_subjects=[subjects.INTENT_ALL, subjects.CONTROL_HALT, subjects.CONTROL_RESUME],
+            filter_subjects=[subjects.INTENT_ALL, *CONTROL_SUBJECTS],
             decoder=decode_message,
             handler=handle,
         )
     )
+    ctx.subscriptions.append(
+        Subscription(
+            durable="risk-gate-monitor",
+            filter_subjects=MONITOR_SUBJECTS,
+            decoder=decode_monitored,
+            handler=MonitorHandler(breakers, book),
+        )
+    )
+    ctx.tasks.append(HeartbeatWatch(ctx.bus, breakers).run)
 
 
 SPEC = ServiceSpec(name="risk-gate", build=build)

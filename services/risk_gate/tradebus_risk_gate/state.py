@@ -1,27 +1,47 @@
-"""The latched trading state, in the JetStream KV bucket `control`. The value is the last
-TradingStateChanged event, so the audit record and the state are the same bytes."""
+"""The latched trading state, in the JetStream KV bucket `control`, one key per scope. The
+value is the last TradingStateChanged event, so the audit record and the state are the same
+bytes. Read per intent (never a cached ACTIVE), so a restart or a reconnect re-reads it."""
 
 from __future__ import annotations
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+import asyncio
+
+import msgspec
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
-from tradebus_common import subjects
 from tradebus_common.codec import decode, encode
 from tradebus_common.events import TradingState, TradingStateChanged
+
+from .scopes import GLOBAL, Scope
+
+
+class StateUnreadable(Exception):
+    """The bucket could not be read: callers fail closed."""
 
 
 class TradingStateStore:
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
 
-    async def current(self) -> TradingStateChanged | None:
-        """The latched state, or None when it has never been written (callers fail closed)."""
+    async def current(self, scope: Scope = GLOBAL) -> TradingStateChanged | None:
+        """The latched state of one scope, or None when it has never been written."""
         try:
-            entry = await self.kv.get(subjects.CONTROL_STATE_KEY)
+            entry = await self.kv.get(scope.key)
         except KeyNotFoundError:
             return None
         return decode(entry.value or b"", TradingStateChanged)
+
+    async def for_scopes(self, scopes: tuple[Scope, ...]) -> tuple[TradingStateChanged, ...]:
+        """The latched states of an intent's scopes. The global one must exist (it is written
+        at first start); a missing narrower scope means ACTIVE there."""
+        try:
+            found = await asyncio.gather(*(self.current(s) for s in scopes))
+        except Exception as e:  # timeouts, a reconnecting client: fail closed
+            raise StateUnreadable(repr(e)) from e
+        if found[0] is None:
+            raise StateUnreadable("global trading state missing")
+        return tuple(s for s in found if s is not None)
 
     async def initialize(self) -> TradingStateChanged | None:
         """First start on an empty bucket: latch ACTIVE. Returns the change, or None if a
@@ -30,10 +50,55 @@ class TradingStateStore:
             state=TradingState.ACTIVE, reason="initial state", operator="system"
         )
         try:
-            await self.kv.create(subjects.CONTROL_STATE_KEY, encode(change))
+            await self.kv.create(GLOBAL.key, encode(change))
         except KeyWrongLastSequenceError:
             return None
         return change
 
-    async def latch(self, change: TradingStateChanged) -> None:
-        await self.kv.put(subjects.CONTROL_STATE_KEY, encode(change))
+    async def latch(self, change: TradingStateChanged, scope: Scope = GLOBAL) -> None:
+        await self.kv.put(scope.key, encode(change))
+
+
+class BreakerTrip(msgspec.Struct, kw_only=True):
+    """A tripped breaker, latched in `control` under `breaker.<name>` until resumed."""
+
+    name: str
+    reason: str
+    tripped_at_s: float  # wall clock (epoch seconds)
+    cooldown_until_s: float
+    cause_id: str = ""  # the event that tripped it: a redelivery re-emits, never re-trips
+
+
+class BreakerStore:
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    async def get(self, name: str) -> BreakerTrip | None:
+        try:
+            entry = await self.kv.get(f"breaker.{name}")
+        except KeyNotFoundError:
+            return None
+        if not entry.value:
+            return None
+        return msgspec.json.decode(entry.value, type=BreakerTrip)
+
+    async def put(self, trip: BreakerTrip) -> None:
+        await self.kv.put(f"breaker.{trip.name}", msgspec.json.encode(trip))
+
+    async def names(self) -> list[str]:
+        try:
+            keys = await self.kv.keys()
+        except NoKeysError:
+            return []
+        return [k.removeprefix("breaker.") for k in keys if k.startswith("breaker.")]
+
+    async def clear_all(self) -> None:
+        """An operator's global resume unlatches every breaker."""
+        for name in await self.names():
+            await self.clear(name)
+
+    async def clear(self, name: str) -> None:
+        try:
+            await self.kv.delete(f"breaker.{name}")
+        except KeyNotFoundError:
+            pass

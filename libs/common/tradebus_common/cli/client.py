@@ -155,18 +155,27 @@ async def _publish_and_collect(
 
 async def _control(args: Any, action: ControlAction, reason: str, operator: str) -> int:
     cmd = ControlCommand(
-        action=action, reason=reason, operator=operator, scope=getattr(args, "scope", "global")
+        action=action,
+        reason=reason,
+        operator=operator,
+        scope=getattr(args, "scope", "global"),
+        flatten=getattr(args, "flatten", False),
     )
     expected = derive_id(cmd.id, "state")
     async with connected(args) as nc:
         confirmed = await _publish_and_collect(
             nc,
             cmd,
-            [subjects.RISK_STATE],
-            lambda e: getattr(e, "id", "") == expected,
+            [subjects.RISK_STATE, subjects.deadletter("risk-gate")],
+            lambda e: (
+                getattr(e, "id", "") == expected
+                or (isinstance(e, MessageDeadLettered) and e.headers.get(MSG_ID) == cmd.id)
+            ),
             bool,
             args.timeout,
         )
+    if confirmed and isinstance(confirmed[0], MessageDeadLettered):
+        raise ClientError(f"risk-gate refused the {action.value}: {confirmed[0].error}")
     if confirmed:
         state: TradingStateChanged = confirmed[0]
         print(
@@ -295,6 +304,19 @@ async def _consumers(nc: NATS) -> dict[str, dict[str, int]]:
     return out
 
 
+async def _alerts_section(nc: NATS) -> dict[str, Any]:
+    """Unacked alerts and sink health, from the alerting service (core NATS request/reply)."""
+    try:
+        msg = await nc.request(subjects.ALERTS_RPC_STATUS, b"{}", timeout=1.0)
+        return msgspec.json.decode(msg.data)
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+        return {"error": "alerting not answering"}
+
+
+# `tradebus status` sections beyond health, state and lag: name -> async reader(nc).
+STATUS_SECTIONS: dict[str, Callable[[NATS], Any]] = {"alerts": _alerts_section}
+
+
 async def cmd_status(args: Any) -> int:
     from .services import SERVICE_NAMES
     from .status import build_status, print_status
@@ -306,6 +328,7 @@ async def cmd_status(args: Any) -> int:
             await _state(nc),
             await _consumers(nc),
             args.stale_after,
+            {name: await read(nc) for name, read in STATUS_SECTIONS.items()},
         )
     if args.json:
         print(json.dumps(status, indent=2, default=str))

@@ -75,12 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("reason", nargs="*", default=[])
     p.add_argument("--operator", default="")
     p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--scope", default="global", help="global | strategy:X | symbol:X | venue:X")
+    p.add_argument("--flatten", action="store_true", help="also close positions in scope")
 
     p = sub.add_parser("resume", help="resume trading (needs an operator)")
     _client_opts(p)
     p.add_argument("--operator", required=True)
     p.add_argument("--reason", default="resumed by operator")
     p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--scope", default="global", help="global | strategy:X | symbol:X | venue:X")
 
     p = sub.add_parser("status", help="health of each service and the trading state")
     _client_opts(p)
@@ -102,10 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
     for module in service_cli_modules():
         module.register(sub, _client_opts)
 
+    p = sub.add_parser("bench", help="measure the pipeline against raw JetStream (own stack)")
+    p.add_argument("--quick", action="store_true", help="short runs (about a minute)")
+    p.add_argument("--json", action="store_true", help="one JSON object with every figure")
+    p.set_defaults(handler=_bench)
+
     p = sub.add_parser("schemas", help="generate (or --check) proto-schemas/ from the code")
     p.add_argument("--out", default="proto-schemas")
     p.add_argument("--check", action="store_true")
     return parser
+
+
+async def _bench(args: argparse.Namespace) -> int:
+    from ..bench.run import main as bench_main
+
+    return await bench_main(args)
 
 
 def run_service_cmd(args: argparse.Namespace) -> int:

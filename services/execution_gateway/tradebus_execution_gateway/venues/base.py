@@ -1,4 +1,4 @@
-"""The venue interface. The foundation has the paper venue; ccxt venues come next."""
+"""The venue interface and the venue's record of an order. Paper venue now; ccxt next."""
 
 from __future__ import annotations
 
@@ -8,12 +8,25 @@ from typing import Protocol
 
 import msgspec
 
-from tradebus_common.events import Liquidity, OrderApproved, PositionView, RejectReason, Side
+from tradebus_common.events import (
+    Liquidity,
+    OrderApproved,
+    OrderType,
+    PositionView,
+    RejectReason,
+    Side,
+)
 
 
 class VenueOrderStatus(StrEnum):
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
+    CANCELED = "canceled"
     REJECTED = "rejected"
+
+
+WORKING = (VenueOrderStatus.OPEN, VenueOrderStatus.PARTIALLY_FILLED)
 
 
 class VenueFill(msgspec.Struct, kw_only=True, frozen=True):
@@ -26,7 +39,8 @@ class VenueFill(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class VenueOrder(msgspec.Struct, kw_only=True, frozen=True):
-    """The venue's record of one order, keyed by our client order id."""
+    """The venue's record of one order, keyed by our client order id. It also keeps what the
+    gateway needs to announce fills that happen later (strategy, ids of the approval)."""
 
     client_order_id: str
     venue_order_id: str
@@ -34,10 +48,28 @@ class VenueOrder(msgspec.Struct, kw_only=True, frozen=True):
     side: Side
     quantity: Decimal
     status: VenueOrderStatus
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Decimal | None = None
     arrival_price: Decimal | None = None
     reject_reason: RejectReason | None = None
     reject_detail: str = ""
     fills: list[VenueFill] = []
+    strategy: str = ""
+    approved_id: str = ""
+    correlation_id: str = ""
+    last_tick_seq: int = 0  # MARKET sequence of the newest tick this order has seen
+
+    @property
+    def filled_quantity(self) -> Decimal:
+        return sum((f.quantity for f in self.fills), Decimal(0))
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.quantity - self.filled_quantity
+
+    @property
+    def working(self) -> bool:
+        return self.status in WORKING
 
 
 class Venue(Protocol):
@@ -47,6 +79,12 @@ class Venue(Protocol):
         """Idempotent on order.client_order_id: a repeat returns the first outcome."""
         ...
 
+    async def cancel(self, client_order_id: str) -> VenueOrder | None:
+        """Cancel a working order; a finished one is returned unchanged, an unknown one None."""
+        ...
+
     async def fetch_order(self, client_order_id: str) -> VenueOrder | None: ...
+
+    async def open_orders(self) -> list[VenueOrder]: ...
 
     async def positions(self) -> list[PositionView]: ...

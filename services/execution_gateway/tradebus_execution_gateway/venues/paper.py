@@ -1,8 +1,9 @@
-"""PaperVenue: fills market orders at the last price from md.<venue>.<symbol>, plus a fee.
+"""PaperVenue: a simulated venue driven by md.<venue>.<symbol> ticks (see matching.py).
 
-Its orders live in the JetStream KV bucket `paper_venue` (one key per client order id,
-written with create, i.e. compare-and-set), so a redelivered order or a restarted gateway
-sees the first outcome, exactly like a real venue that knows its client order ids.
+Its orders live in the JetStream KV bucket `paper_venue`, one key per client order id. The
+first write is a create (compare-and-set) and later ones are updates on the read revision,
+so a redelivered order or a restarted gateway sees the first outcome, exactly like a real
+venue that knows its client order ids, and nothing fills twice.
 """
 
 from __future__ import annotations
@@ -18,16 +19,11 @@ from tradebus_common import subjects
 from tradebus_common.bus import Bus
 from tradebus_common.codec import decoder_for
 from tradebus_common.config import VenueConfig
-from tradebus_common.events import (
-    Liquidity,
-    OrderApproved,
-    OrderType,
-    PositionView,
-    RejectReason,
-    Side,
-)
+from tradebus_common.errors import TransientError
+from tradebus_common.events import MarketTick, OrderApproved, PositionView, RejectReason, Side
 
-from .base import VenueFill, VenueOrder, VenueOrderStatus
+from . import matching
+from .base import VenueOrder, VenueOrderStatus
 
 _order_decoder = decoder_for(VenueOrder)
 _encoder = msgspec.json.Encoder(decimal_format="string")
@@ -40,12 +36,13 @@ class PaperVenue:
         self.bus = bus
         self.kv = kv
         self._positions: dict[str, Decimal] = defaultdict(Decimal)
+        self._working: dict[str, VenueOrder] = {}  # client order id -> resting order
 
     def _key(self, client_order_id: str) -> str:
         return f"{subjects.token(self.name)}.order.{client_order_id}"
 
     async def load(self) -> None:
-        """Rebuild positions from the stored orders (after a restart)."""
+        """Rebuild positions and the resting book from the stored orders (after a restart)."""
         try:
             keys = await self.kv.keys()
         except Exception:  # nats-py raises NoKeysError on an empty bucket
@@ -55,28 +52,60 @@ class PaperVenue:
             if key.startswith(prefix):
                 order = await self.fetch_order(key[len(prefix) :])
                 if order is not None:
-                    self._apply(order)
+                    self._track(None, order)
 
     async def fetch_order(self, client_order_id: str) -> VenueOrder | None:
+        found = await self._get(client_order_id)
+        return found[0] if found else None
+
+    async def _get(self, client_order_id: str) -> tuple[VenueOrder, int] | None:
         try:
             entry = await self.kv.get(self._key(client_order_id))
         except KeyNotFoundError:
             return None
-        return _order_decoder.decode(entry.value or b"")
+        return _order_decoder.decode(entry.value or b""), entry.revision or 0
 
     async def submit(self, order: OrderApproved) -> VenueOrder:
         existing = await self.fetch_order(order.client_order_id)
         if existing is not None:
             return existing
-        outcome = await self._execute(order)
+        outcome = await self._on_arrival(order)
         try:
             await self.kv.create(self._key(order.client_order_id), _encoder.encode(outcome))
         except KeyWrongLastSequenceError:  # a concurrent submit won: its outcome stands
             stored = await self.fetch_order(order.client_order_id)
             assert stored is not None
             return stored
-        self._apply(outcome)
+        self._track(None, outcome)
         return outcome
+
+    async def cancel(self, client_order_id: str) -> VenueOrder | None:
+        found = await self._get(client_order_id)
+        if found is None:
+            return None
+        order, revision = found
+        if not order.working:
+            return order
+        canceled = msgspec.structs.replace(order, status=VenueOrderStatus.CANCELED)
+        await self._store(order, canceled, revision)
+        return canceled
+
+    async def on_tick(self, tick: MarketTick, tick_seq: int) -> list[tuple[VenueOrder, VenueOrder]]:
+        """Match the resting orders of the tick's symbol; (before, after) for each changed."""
+        changed = []
+        for cid in [c for c, o in self._working.items() if o.symbol == tick.symbol]:
+            found = await self._get(cid)  # the stored record is the truth, not the cache
+            if found is None:
+                continue
+            before, revision = found
+            after = matching.on_tick(before, tick, tick_seq, self.config)
+            if after is not None:
+                await self._store(before, after, revision)
+                changed.append((before, after))
+        return changed
+
+    async def open_orders(self) -> list[VenueOrder]:
+        return sorted(self._working.values(), key=lambda o: o.client_order_id)
 
     async def positions(self) -> list[PositionView]:
         return [
@@ -84,59 +113,46 @@ class PaperVenue:
             for symbol, qty in sorted(self._positions.items())
         ]
 
-    def _apply(self, order: VenueOrder) -> None:
-        sign = 1 if order.side is Side.BUY else -1
-        for fill in order.fills:
-            self._positions[order.symbol] += sign * fill.quantity
-
-    async def _execute(self, order: OrderApproved) -> VenueOrder:
-        tick = await self.bus.last_tick(self.name, order.symbol)
-        if tick is None:
-            return self._rejected(order, None, RejectReason.NO_MARKET_DATA, "no tick yet")
-        price = tick.price
-        if order.order_type is OrderType.LIMIT and not _marketable(order, price):
-            return self._rejected(
-                order,
-                price,
-                RejectReason.LIMIT_NOT_MARKETABLE,
-                "resting limit orders are not simulated yet",
+    async def _store(self, before: VenueOrder, after: VenueOrder, revision: int) -> None:
+        try:
+            await self.kv.update(
+                self._key(after.client_order_id), _encoder.encode(after), last=revision
             )
-        fee = (order.quantity * price * self.config.taker_fee_rate).quantize(Decimal("1e-8"))
-        fill = VenueFill(
-            trade_id=f"T{order.client_order_id}",
-            quantity=order.quantity,
-            price=price,
-            fee=fee,
-            fee_currency=self.config.quote_currency,
-            liquidity=Liquidity.TAKER,
-        )
-        return VenueOrder(
+        except KeyWrongLastSequenceError as e:  # changed under us: retry from the new record
+            raise TransientError(f"paper order {after.client_order_id} changed concurrently") from e
+        self._track(before, after)
+
+    def _track(self, before: VenueOrder | None, after: VenueOrder) -> None:
+        sign = 1 if after.side is Side.BUY else -1
+        for fill in after.fills[len(before.fills) if before else 0 :]:
+            self._positions[after.symbol] += sign * fill.quantity
+        if after.working:
+            self._working[after.client_order_id] = after
+        else:
+            self._working.pop(after.client_order_id, None)
+
+    async def _on_arrival(self, order: OrderApproved) -> VenueOrder:
+        record = VenueOrder(
             client_order_id=order.client_order_id,
             venue_order_id=f"P{order.client_order_id}",
             symbol=order.symbol,
             side=order.side,
             quantity=order.quantity,
-            status=VenueOrderStatus.FILLED,
-            arrival_price=price,
-            fills=[fill],
+            status=VenueOrderStatus.OPEN,
+            order_type=order.order_type,
+            limit_price=order.limit_price,
+            strategy=order.strategy,
+            approved_id=order.id,
+            correlation_id=order.correlation_id,
         )
-
-    def _rejected(
-        self, order: OrderApproved, price: Decimal | None, reason: RejectReason, detail: str
-    ) -> VenueOrder:
-        return VenueOrder(
-            client_order_id=order.client_order_id,
-            venue_order_id="",
-            symbol=order.symbol,
-            side=order.side,
-            quantity=order.quantity,
-            status=VenueOrderStatus.REJECTED,
-            arrival_price=price,
-            reject_reason=reason,
-            reject_detail=detail,
-        )
-
-
-def _marketable(order: OrderApproved, last: Decimal) -> bool:
-    assert order.limit_price is not None
-    return order.limit_price >= last if order.side is Side.BUY else order.limit_price <= last
+        market = await self.bus.last_market(self.name, order.symbol)
+        if market is None:
+            return msgspec.structs.replace(
+                record,
+                venue_order_id="",
+                status=VenueOrderStatus.REJECTED,
+                reject_reason=RejectReason.NO_MARKET_DATA,
+                reject_detail="no tick yet",
+            )
+        tick, seq = market
+        return matching.on_arrival(record, tick.price, seq, self.config)

@@ -1,10 +1,13 @@
-"""Alert sinks. The log sink is always on; webhook, email and PagerDuty come next."""
+"""The log sink: always on, the last resort when every other sink is down."""
 
 from __future__ import annotations
 
 import logging
 
-from tradebus_common.events import Alert, Severity
+from tradebus_common.events import Severity
+
+from ..model import Notice
+from .payloads import headline
 
 log = logging.getLogger("tradebus.alert")
 
@@ -18,17 +21,24 @@ _LEVELS = {
 
 class LogSink:
     name = "log"
+    configured = True
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, notice: Notice) -> None:
+        alert = notice.alert
         log.log(
             _LEVELS[alert.severity],
-            alert.message,
+            headline(notice),
             extra={
                 "alert_id": alert.id,
+                "notice": notice.kind.value,
                 "severity": alert.severity.value,
                 "source": alert.source,
                 "code": alert.code.value,
                 "dedup_key": alert.dedup_key,
+                "repeat_count": notice.repeat_count,
                 "context": alert.context,
             },
         )
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""`tradebus bench`: the pipeline's numbers next to raw-JetStream baselines from the same run."""

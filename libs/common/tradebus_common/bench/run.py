@@ -1,0 +1,103 @@
+"""Runs every measurement on one throwaway stack and prints (or writes) the report."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from . import baseline, pipeline
+from .figures import Figure
+from .stack import BenchStack, peak_rss_mb
+
+
+@dataclass(frozen=True)
+class Plan:
+    baseline_n: int
+    e2e_rate: float
+    e2e_seconds: float
+    load_rates: list[float]
+    load_seconds: float
+    halt_rounds: int
+    ingest_fills: int
+
+
+QUICK = Plan(500, 200, 5, [250, 500, 1000, 2000, 3000], 3, 20, 2000)
+FULL = Plan(3000, 200, 30, [250, 500, 1000, 2000, 3000, 4000], 30, 100, 10000)
+
+
+def progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+async def run(plan: Plan) -> dict[str, Figure]:
+    stack = BenchStack.temporary()
+    progress(f"starting a stack in {stack.root}")
+    await stack.start()
+    try:
+        return await measure(stack, plan)
+    finally:
+        progress("stopping the stack")
+        await stack.stop()
+
+
+async def measure(stack: BenchStack, plan: Plan) -> dict[str, Figure]:
+    progress("raw JetStream baseline")
+    base = await baseline.measure_baseline(stack.url, plan.baseline_n)
+    progress(f"end-to-end latency at {plan.e2e_rate:.0f} signals/s for {plan.e2e_seconds}s")
+    figs = await pipeline.end_to_end(stack.url, plan.e2e_rate, plan.e2e_seconds)
+    progress("sustained throughput")
+    figs["sustained"] = await pipeline.sustained(stack.url, plan.load_rates, plan.load_seconds)
+    progress("halt propagation")
+    figs["halt_p99"] = await pipeline.halt_propagation(stack.url, plan.halt_rounds)
+    progress(f"ledger ingest of {plan.ingest_fills} fills")
+    figs["ledger_ingest"] = await pipeline.ledger_ingest(stack.url, plan.ingest_fills)
+    for name, pid in stack.pids().items():
+        rss = peak_rss_mb(pid)
+        if rss is not None:
+            figs[f"rss_{name}"] = Figure(f"peak RSS {name}", rss, "MB", target=150)
+    attach_baselines(figs, base)
+    return {**{f"baseline_{k}": v for k, v in base.items()}, **figs}
+
+
+def attach_baselines(figs: dict[str, Figure], base: dict[str, Figure]) -> None:
+    """Each pipeline figure next to the raw operation it is built from."""
+    pairs = {"e2e_p50": "publish_p50", "e2e_p99": "publish_p99", "e2e_p999": "publish_p99",
+             "sustained": "consume_ack", "halt_p99": "publish_p99", "ledger_ingest": "consume_ack"}
+    pairs.update({k: "rpc_p50" for k in figs if k.startswith("hop_")})
+    for key, base_key in pairs.items():
+        if key in figs and base_key in base:
+            figs[key].baseline = base[base_key].value
+            figs[key].baseline_name = base[base_key].name
+
+
+def render(figs: dict[str, Figure]) -> str:
+    rows = [f"{'figure':<34}{'value':>12} {'unit':<10}{'baseline':>10}  {'ratio':>7}  "
+            f"{'target':>8}  result"]
+    for f in figs.values():
+        base = f"{f.baseline:.3f}" if f.baseline is not None else "-"
+        ratio = f"{f.ratio:.1f}x" if f.ratio is not None else "-"
+        target = f"{f.target:g}" if f.target is not None else "-"
+        met = {True: "met", False: "MISSED", None: ""}[f.met]
+        rows.append(f"{f.name:<34}{f.value:>12.3f} {f.unit:<10}{base:>10}  {ratio:>7}  "
+                    f"{target:>8}  {met} {f.note}".rstrip())
+    return "\n".join(rows)
+
+
+def report(figs: dict[str, Figure], as_json: bool, elapsed_s: float) -> str:
+    meta: dict[str, Any] = {"python": platform.python_version(), "machine": platform.machine(),
+                            "elapsed_s": round(elapsed_s, 1)}
+    if as_json:
+        return json.dumps({"meta": meta, "figures": {k: f.as_dict() for k, f in figs.items()}},
+                          indent=2)
+    return render(figs) + f"\n(baselines: raw nats-py on the same server; {meta})"
+
+
+async def main(args: Any) -> int:
+    t0 = time.perf_counter()
+    figs = await run(QUICK if args.quick else FULL)
+    print(report(figs, args.json, time.perf_counter() - t0))
+    return 0

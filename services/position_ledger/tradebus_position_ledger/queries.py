@@ -1,0 +1,129 @@
+"""Read side and equity persistence: positions, closed cycles, fills, equity and daily P&L."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from .accounting import Holding, Valuation
+from .projection import Position
+from .stats import Trade
+
+
+async def holdings(conn: asyncpg.Connection) -> list[Holding]:
+    rows = await conn.fetch(
+        "SELECT account, venue, symbol, strategy, quantity, cost_basis, realized_pnl, "
+        "fees_paid, fill_count FROM positions ORDER BY account, venue, symbol, strategy"
+    )
+    return [
+        Holding(
+            r["account"],
+            r["venue"],
+            r["symbol"],
+            r["strategy"],
+            Position(
+                r["quantity"], r["cost_basis"], r["realized_pnl"], r["fees_paid"], r["fill_count"]
+            ),
+        )
+        for r in rows
+    ]
+
+
+async def high_water_mark(conn: asyncpg.Connection, account: str) -> Decimal | None:
+    return await conn.fetchval(
+        "SELECT max(high_water_mark) FROM equity_snapshots WHERE account=$1", account
+    )
+
+
+async def day_open_equity(conn: asyncpg.Connection, account: str, day: date) -> Decimal | None:
+    """Today's opening equity, else the last close before today (None: first day ever)."""
+    row = await conn.fetchrow(
+        "SELECT day, open_equity, close_equity FROM daily_pnl WHERE account=$1 AND day<=$2 "
+        "ORDER BY day DESC LIMIT 1",
+        account,
+        day,
+    )
+    if row is None:
+        return None
+    return row["open_equity"] if row["day"] == day else row["close_equity"]
+
+
+async def save_snapshot(
+    conn: asyncpg.Connection,
+    v: Valuation,
+    ts: datetime,
+    hwm: Decimal,
+    dd: Decimal,
+    day: date,
+    open_equity: Decimal,
+) -> None:
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO equity_snapshots (account, ts, equity, cash, realized_pnl, "
+            "unrealized_pnl, high_water_mark, drawdown, gross_exposure, net_exposure) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING",
+            v.account, ts, v.equity, v.cash, v.realized_pnl, v.unrealized_pnl, hwm, dd,
+            v.gross_exposure, v.net_exposure,
+        )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO daily_pnl (account, day, open_equity, close_equity, pnl) "
+            "VALUES ($1,$2,$3,$4,$4::numeric-$3::numeric) ON CONFLICT (account, day) DO UPDATE SET "
+            "close_equity=EXCLUDED.close_equity, pnl=EXCLUDED.close_equity-daily_pnl.open_equity, "
+            "updated_at=now()",
+            v.account,
+            day,
+            open_equity,
+            v.equity,
+        )
+
+
+async def closed_trades(
+    conn: asyncpg.Connection,
+    strategy: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, list[Trade]]:
+    rows = await conn.fetch(
+        "SELECT strategy, realized_pnl, opened_at, closed_at FROM position_cycles "
+        "WHERE ($1::text IS NULL OR strategy=$1) AND ($2::timestamptz IS NULL OR closed_at>=$2) "
+        "AND ($3::timestamptz IS NULL OR closed_at<$3) ORDER BY closed_at, closing_fill_id",
+        strategy,
+        since,
+        until,
+    )
+    out: dict[str, list[Trade]] = {}
+    for r in rows:
+        out.setdefault(r["strategy"], []).append(
+            Trade(r["realized_pnl"], r["opened_at"], r["closed_at"])
+        )
+    return out
+
+
+async def strategies(conn: asyncpg.Connection) -> list[str]:
+    rows = await conn.fetch("SELECT DISTINCT strategy FROM positions ORDER BY strategy")
+    return [r["strategy"] for r in rows]
+
+
+async def fills(
+    conn: asyncpg.Connection,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT fill_id, venue, trade_id, account, strategy, symbol, client_order_id, side, "
+        "quantity, price, fee, fee_currency, liquidity, reconciliation, flags, event_ts, "
+        "stream_seq FROM fills WHERE ($1::timestamptz IS NULL OR event_ts>=$1) AND "
+        "($2::timestamptz IS NULL OR event_ts<$2) ORDER BY event_ts, fill_id LIMIT $3",
+        since,
+        until,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def fill_count(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT count(*) FROM fills")

@@ -1,0 +1,105 @@
+"""The query API: core NATS request/reply on rpc.ledger.<endpoint> (positions, pnl, stats,
+fills). Not under trading.>: the TRADING stream captures that subject space, so every request
+would be stored in the audit stream and answered by the stream's ack, not by the ledger."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import msgspec
+from nats.aio.client import Client as NATS
+
+from tradebus_common import subjects
+
+from . import queries
+from .equity import EquityBook, run_metrics
+from .stats import compute
+
+log = logging.getLogger("tradebus.position_ledger.query")
+QUEUE = "position-ledger"
+MAX_FILLS = 10_000
+
+
+class Request(msgspec.Struct, kw_only=True):
+    strategy: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 1000
+
+
+class Reply(msgspec.Struct, kw_only=True, omit_defaults=True):
+    ok: bool
+    data: Any = None
+    error: str = ""
+
+
+_request = msgspec.json.Decoder(Request)
+
+
+class QueryApi:
+    def __init__(self, pool: asyncpg.Pool, book: EquityBook) -> None:
+        self.pool = pool
+        self.book = book
+        self.endpoints: dict[str, Callable[[Request], Awaitable[Any]]] = {
+            "positions": self.positions,
+            "pnl": self.pnl,
+            "stats": self.stats,
+            "fills": self.fills,
+        }
+
+    async def subscribe(self, nc: NATS) -> list[Any]:
+        subs = []
+        for name, fn in self.endpoints.items():
+            subs.append(await nc.subscribe(subjects.ledger_rpc(name), queue=QUEUE, cb=self._cb(fn)))
+        return subs
+
+    def _cb(self, fn: Callable[[Request], Awaitable[Any]]) -> Callable[[Any], Awaitable[None]]:
+        async def on_request(msg: Any) -> None:
+            await msg.respond(msgspec.json.encode(await self.answer(fn, msg.data)))
+
+        return on_request
+
+    async def answer(self, fn: Callable[[Request], Awaitable[Any]], body: bytes) -> Reply:
+        try:
+            req = _request.decode(body) if body.strip() else Request()
+        except msgspec.DecodeError as e:
+            return Reply(ok=False, error=f"bad request: {e}")
+        try:
+            return Reply(ok=True, data=await fn(req))
+        except Exception as e:  # an answer, never a silent timeout for the operator
+            log.exception("query failed")
+            return Reply(ok=False, error=repr(e))
+
+    async def positions(self, req: Request) -> Any:
+        snaps = await self.book.snapshots(save=False)
+        return [p for s in snaps for p in s.positions if req.strategy in (None, p.strategy)]
+
+    async def pnl(self, req: Request) -> Any:
+        snaps = await self.book.snapshots(save=False)
+        async with self.pool.acquire() as conn:
+            trades = await queries.fill_count(conn)
+        uptime = self.book.uptime_s()
+        return [
+            {"snapshot": s, "metrics": run_metrics(s, trades, uptime)}
+            for s in snaps
+        ]  # fmt: skip
+
+    async def stats(self, req: Request) -> Any:
+        snaps = await self.book.snapshots(save=False)
+        async with self.pool.acquire() as conn:
+            trades = await queries.closed_trades(conn, req.strategy, req.since, req.until)
+            names = await queries.strategies(conn)
+        upnl: dict[str, Decimal] = {}
+        for p in (p for s in snaps for p in s.positions):
+            upnl[p.strategy] = upnl.get(p.strategy, Decimal(0)) + p.unrealized_pnl
+        wanted = [req.strategy] if req.strategy else sorted(set(names) | set(trades))
+        return [compute(n, trades.get(n, []), upnl.get(n, Decimal(0))) for n in wanted]
+
+    async def fills(self, req: Request) -> Any:
+        async with self.pool.acquire() as conn:
+            return await queries.fills(conn, req.since, req.until, min(req.limit, MAX_FILLS))

@@ -1,0 +1,259 @@
+"""Circuit breakers (R5): latched auto-halts with a cooldown. The monitor handler reads ledger
+snapshots, order events, fills and reconciliation reports on its own durable consumer; a
+timer task watches the heartbeats in the `health` KV bucket and runs the auto-resume."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from nats.js.errors import NoKeysError
+from nats.js.kv import KeyValue
+
+from tradebus_common import subjects
+from tradebus_common.bus import Bus
+from tradebus_common.codec import decode
+from tradebus_common.config import BreakerConfig
+from tradebus_common.errors import PermanentError
+from tradebus_common.events import (
+    AlertCode,
+    ControlAction,
+    Event,
+    Fill,
+    Heartbeat,
+    LedgerSnapshot,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderRejected,
+    ReconReport,
+    Severity,
+    TradingState,
+)
+
+from .handlers import cancel_all, state_alert, transition
+from .orders import OpenOrderBook
+from .scopes import GLOBAL
+from .state import BreakerStore, BreakerTrip, TradingStateStore
+
+log = logging.getLogger("tradebus.risk_gate.breakers")
+WallClock = Callable[[], float]
+BREAKER_OPERATOR = "breaker:"
+
+
+# --- pure trip rules (unit-tested at their boundaries) ----------------------------------
+
+
+def daily_loss_tripped(snapshot: LedgerSnapshot, cfg: BreakerConfig) -> str | None:
+    loss = -snapshot.daily_pnl
+    if cfg.daily_loss_limit and loss > cfg.daily_loss_limit:
+        return f"daily loss {loss} over {cfg.daily_loss_limit}"
+    return None
+
+
+def drawdown_tripped(snapshot: LedgerSnapshot, cfg: BreakerConfig) -> str | None:
+    if cfg.max_drawdown_pct and snapshot.drawdown_pct > cfg.max_drawdown_pct:
+        return f"drawdown {snapshot.drawdown_pct}% over {cfg.max_drawdown_pct}%"
+    return None
+
+
+def recon_tripped(report: ReconReport, cfg: BreakerConfig) -> str | None:
+    n = len(report.mismatches)
+    if cfg.recon_drift_mismatches and n >= cfg.recon_drift_mismatches:
+        return f"reconciliation drift on {report.venue}: {n} mismatch(es)"
+    return None
+
+
+def heartbeat_lost(
+    newest_ts_s: float | None, since_s: float, now_s: float, timeout_s: float
+) -> bool:
+    """Lost when the newest heartbeat (or, if none ever, our own start) is older than timeout."""
+    last = newest_ts_s if newest_ts_s is not None else since_s
+    return now_s - last > timeout_s
+
+
+# --- tripping and resuming --------------------------------------------------------------
+
+
+class Breakers:
+    def __init__(
+        self,
+        cfg: BreakerConfig,
+        store: TradingStateStore,
+        trips: BreakerStore,
+        wall: WallClock = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.trips = trips
+        self.wall = wall
+
+    async def trip(self, name: str, reason: str, cause_id: str, replay: bool = True) -> list[Event]:
+        """Latch a global HALT for this breaker. A redelivery of the same cause re-emits the
+        same events (same ids, deduplicated) unless `replay` is off (the timer); a breaker
+        already latched by another cause stays quiet."""
+        existing = await self.trips.get(name)
+        if existing is not None and (existing.cause_id != cause_id or not replay):
+            return []
+        now = self.wall()
+        await self.trips.put(
+            BreakerTrip(
+                name=name,
+                reason=reason,
+                tripped_at_s=now,
+                cooldown_until_s=now + self.cfg.cooldown_s,
+                cause_id=cause_id,
+            )
+        )
+        log.error("circuit breaker tripped", extra={"breaker": name, "reason": reason})
+        events = await transition(
+            self.store,
+            cause_id,
+            GLOBAL,
+            TradingState.HALTED,
+            f"breaker {name}: {reason}",
+            BREAKER_OPERATOR + name,
+            ControlAction.HALT,
+        )
+        events.append(
+            state_alert(cause_id, events[0], Severity.CRITICAL, AlertCode.BREAKER_TRIPPED)
+        )
+        events.append(cancel_all(cause_id, events[0], flatten=False))
+        return events
+
+    async def auto_resume(self) -> list[Event]:
+        """After the cooldown, and only if configured and the halt is still the breaker's own."""
+        if not self.cfg.auto_resume:
+            return []
+        state = await self.store.current(GLOBAL)
+        if state is None or state.state is not TradingState.HALTED:
+            return []
+        name = state.operator.removeprefix(BREAKER_OPERATOR)
+        trip = await self.trips.get(name) if state.operator.startswith(BREAKER_OPERATOR) else None
+        if trip is None or self.wall() < trip.cooldown_until_s:
+            return []
+        await self.trips.clear(name)
+        cause = f"auto-resume:{trip.cause_id}"
+        events = await transition(
+            self.store,
+            cause,
+            GLOBAL,
+            TradingState.ACTIVE,
+            f"cooldown over after {name}",
+            "auto-resume",
+            ControlAction.RESUME,
+        )
+        events.append(state_alert(cause, events[0], Severity.WARNING, AlertCode.TRADING_RESUMED))
+        return events
+
+
+class MonitorHandler:
+    """Handler of the `risk-gate-monitor` durable: breakers and the open-order book."""
+
+    def __init__(self, breakers: Breakers, book: OpenOrderBook) -> None:
+        self.breakers = breakers
+        self.book = book
+        self.cfg = breakers.cfg
+        self.consecutive_rejects = 0
+
+    async def _trip(self, name: str, reason: str, event: Event) -> list[Event]:
+        # A new monitor consumer replays history: old facts update the book but trip nothing.
+        if self.breakers.wall() - event.ts.timestamp() > self.cfg.max_event_age_s:
+            return []
+        return await self.breakers.trip(name, reason, event.id)
+
+    async def __call__(self, event: Any) -> list[Event]:
+        match event:
+            case LedgerSnapshot():
+                return await self._snapshot(event)
+            case OrderRejected():
+                await self.book.close(event.client_order_id)
+                return await self._rejected(event)
+            case OrderCanceled() | OrderExpired():
+                await self.book.close(event.client_order_id)
+            case OrderAccepted():
+                self.consecutive_rejects = 0
+            case Fill():
+                self.consecutive_rejects = 0
+                await self.book.fill(event.client_order_id, event.id, event.quantity)
+            case ReconReport():
+                reason = recon_tripped(event, self.cfg)
+                if reason:
+                    return await self._trip("recon_drift", reason, event)
+        return []
+
+    async def _snapshot(self, snapshot: LedgerSnapshot) -> list[Event]:
+        for name, rule in (("daily_loss", daily_loss_tripped), ("drawdown", drawdown_tripped)):
+            reason = rule(snapshot, self.cfg)
+            if reason:
+                return await self._trip(name, reason, snapshot)
+        return []
+
+    async def _rejected(self, event: OrderRejected) -> list[Event]:
+        self.consecutive_rejects += 1
+        limit = self.cfg.consecutive_rejects
+        if limit and self.consecutive_rejects >= limit:
+            reason = f"{self.consecutive_rejects} consecutive rejects (last: {event.reason.value})"
+            return await self._trip("consecutive_rejects", reason, event)
+        return []
+
+
+# --- the timer: heartbeats and auto-resume ----------------------------------------------
+
+
+class HeartbeatWatch:
+    def __init__(self, bus: Bus, breakers: Breakers, wall: WallClock = time.time) -> None:
+        self.bus = bus
+        self.breakers = breakers
+        self.cfg = breakers.cfg
+        self.wall = wall
+        self.started_s = wall()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.bus.publish_all(await self.iterate())
+            except Exception as e:  # the watch must never die; a missed round is retried
+                log.warning("breaker watch failed", extra={"error": repr(e)})
+            await asyncio.sleep(self.cfg.heartbeat_check_interval_s)
+
+    async def iterate(self) -> list[Event]:
+        events: list[Event] = []
+        if self.cfg.heartbeat_services:
+            health = await self.bus.kv(subjects.BUCKET_HEALTH)
+            for service in self.cfg.heartbeat_services:
+                events += await self._check(health, service)
+        return events + await self.breakers.auto_resume()
+
+    async def _check(self, health: KeyValue, service: str) -> list[Event]:
+        newest = await newest_heartbeat(health, service)
+        if not heartbeat_lost(newest, self.started_s, self.wall(), self.cfg.heartbeat_timeout_s):
+            return []
+        seen = f"{newest:.3f}" if newest is not None else "never"
+        reason = f"no heartbeat from {service} for over {self.cfg.heartbeat_timeout_s}s"
+        return await self.breakers.trip(
+            f"heartbeat_{subjects.token(service)}",
+            reason,
+            f"hb:{service}:{seen}:{self.wall():.0f}",
+            replay=False,
+        )
+
+
+async def newest_heartbeat(health: KeyValue, service: str) -> float | None:
+    prefix = subjects.token(service) + "."
+    try:
+        keys = [k for k in await health.keys() if k.startswith(prefix)]
+    except NoKeysError:
+        return None
+    newest: float | None = None
+    for key in keys:
+        try:
+            beat = decode((await health.get(key)).value or b"", Heartbeat)
+        except (PermanentError, Exception):
+            continue
+        ts = beat.ts.timestamp()
+        newest = ts if newest is None else max(newest, ts)
+    return newest

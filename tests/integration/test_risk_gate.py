@@ -1,0 +1,358 @@
+"""risk-gate against a real nats-server: scoped halt/reduce/resume, bad control input, fail
+closed, one outcome per intent, the rate limit under a flood, open orders and the breakers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import pytest
+
+from tradebus_common import events as ev
+from tradebus_common.codec import encode
+from tradebus_common.config import BreakerConfig, Config, RiskConfig
+from tradebus_common.errors import ErrorCode
+from tradebus_common.ids import client_order_id
+
+from ..conftest import make_config
+from ..support.bus import collect, publish_event, publish_raw, set_price
+from ..support.stack import InProcessStack
+
+D = Decimal
+
+
+def with_risk(cfg: Config, **risk: Any) -> Config:
+    return msgspec.structs.replace(cfg, risk=RiskConfig(**risk))
+
+
+@pytest.fixture
+def gate_config(nats_server) -> Config:
+    return make_config(nats_server.url)
+
+
+@pytest.fixture
+async def gate(gate_config):
+    s = InProcessStack(gate_config)
+    yield s
+    await s.stop()
+
+
+def intent(iid: str, qty: str = "0.1", side: str = "buy", **kw: Any) -> ev.OrderIntent:
+    fields: dict[str, Any] = {
+        "strategy": "demo",
+        "venue": "paper",
+        "symbol": "BTC/USDT",
+        "order_type": ev.OrderType.MARKET,
+    }
+    fields.update(kw)
+    return ev.OrderIntent(id=iid, side=ev.Side(side), quantity=D(qty), **fields)
+
+
+async def outcome_of(col, iid: str) -> Any:
+    [out] = await col.wait_for(lambda e: getattr(e, "intent_id", None) == iid)
+    return out
+
+
+async def test_json_halt_with_scope_halts_only_that_scope_and_asks_to_cancel_all(gate, nc):
+    await gate.start("risk-gate")
+    await set_price(nc, "paper", "BTC/USDT", "100")
+    await set_price(nc, "paper", "ETH/USDT", "10")
+    states = await collect(nc, "trading.risk.state")
+    cancel = await collect(nc, "trading.control.cancel-all")
+    critical = await collect(nc, "trading.alert.critical.>")
+    outcomes = await collect(nc, "trading.order.>")
+    body = {"reason": "bad fills", "operator": "ann", "scope": "symbol:BTC/USDT", "flatten": True}
+    await publish_raw(nc, "trading.control.halt", body)
+    [halted] = await states.wait_for(lambda e: e.state is ev.TradingState.HALTED)
+    assert (halted.scope, halted.operator, halted.reason) == ("symbol:BTC/USDT", "ann", "bad fills")
+    [cmd] = await cancel.wait_for(lambda e: isinstance(e, ev.ControlCommand))
+    assert cmd.action is ev.ControlAction.CANCEL_ALL and cmd.flatten and cmd.scope == halted.scope
+    await critical.wait_for(lambda e: e.code is ev.AlertCode.TRADING_HALTED)
+
+    await publish_event(nc, intent("btc-1"))
+    await publish_event(nc, intent("eth-1", symbol="ETH/USDT"))
+    assert (await outcome_of(outcomes, "btc-1")).reason is ev.DenyReason.HALTED
+    assert isinstance(await outcome_of(outcomes, "eth-1"), ev.OrderApproved)
+
+    # Resuming that scope needs an operator too, and then BTC trades again.
+    await publish_raw(nc, "trading.control.resume", {"operator": "ann", "scope": "symbol:BTC/USDT"})
+    await states.wait_for(lambda e: e.state is ev.TradingState.ACTIVE and e.scope == halted.scope)
+    await publish_event(nc, intent("btc-2"))
+    assert isinstance(await outcome_of(outcomes, "btc-2"), ev.OrderApproved)
+
+
+async def test_malformed_json_halt_still_halts_globally(gate, nc):
+    await gate.start("risk-gate")
+    states = await collect(nc, "trading.risk.state")
+    await publish_raw(nc, "trading.control.halt", b'{"reason": "oops", scope:')
+    [halted] = await states.wait_for(lambda e: e.state is ev.TradingState.HALTED)
+    assert halted.scope == "global" and "unparsed halt body" in halted.reason
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "code"),
+    [
+        ("trading.control.resume", b"{not json", ErrorCode.INVALID_COMMAND),
+        ("trading.control.reduce", b"{not json", ErrorCode.INVALID_COMMAND),
+        ("trading.control.reduce", b"", ErrorCode.OPERATOR_REQUIRED),
+        ("trading.control.resume", {"operator": "x" * 5000}, ErrorCode.INVALID_COMMAND),
+        ("trading.control.resume", {"operator": "bob", "scope": "planet:mars"}, None),
+        ("trading.control.reduce", {"operator": "bob", "scope": "strategy:nope"}, None),
+        ("trading.control.halt", {"reason": "r", "scope": "symbol:" + "A" * 100000}, None),
+        ("trading.control.halt", {"reason": "r", "scope": "venue:nowhere"}, None),
+    ],
+)
+async def test_bad_control_input_alerts_and_changes_nothing(gate, nc, subject, body, code):
+    await gate.start("risk-gate")
+    dead = await collect(nc, "trading.deadletter.>")
+    alerts = await collect(nc, "trading.alert.>")
+    states = await collect(nc, "trading.risk.state")
+    kv = await nc.jetstream().key_value("control")
+    before = (await kv.get("state.global")).value
+    await publish_raw(nc, subject, body)
+    [d] = await dead.wait_for(lambda e: isinstance(e, ev.MessageDeadLettered))
+    assert d.reason is (code or ErrorCode.INVALID_COMMAND)
+    await alerts.wait_for(lambda e: e.code is ev.AlertCode.DEAD_LETTER)
+    # The consumer handles in order: once this is settled, nothing else came of the bad one.
+    await publish_raw(nc, "trading.control.reduce", {"operator": "probe", "scope": "venue:paper"})
+    await states.wait_for(lambda e: e.operator == "probe")
+    assert [e.operator for e in states.events] == ["probe"]
+    assert (await kv.get("state.global")).value == before
+
+
+async def test_reduce_approves_only_shrinking_orders(gate, nc):
+    await gate.start("risk-gate")
+    await set_price(nc, "paper", "BTC/USDT", "100")
+    states = await collect(nc, "trading.risk.state")
+    warnings = await collect(nc, "trading.alert.warning.>")
+    outcomes = await collect(nc, "trading.order.>")
+    position = ev.PositionView(venue="paper", symbol="BTC/USDT", strategy="demo", quantity=D("2"))
+    await publish_event(nc, ev.LedgerSnapshot(equity=D("1000"), positions=[position]))
+    await publish_raw(nc, "trading.control.reduce", {"operator": "ops", "reason": "wind down"})
+    [reducing] = await states.wait_for(lambda e: e.state is ev.TradingState.REDUCING)
+    assert reducing.previous is ev.TradingState.ACTIVE
+    await warnings.wait_for(lambda e: e.code is ev.AlertCode.TRADING_REDUCING)
+
+    await publish_event(nc, intent("grow", "0.1", "buy"))
+    await publish_event(nc, intent("flip", "2.5", "sell"))
+    await publish_event(nc, intent("shrink", "1.5", "sell"))
+    await publish_event(nc, intent("flip-with-pending", "1", "sell"))  # 2 - 1.5 open = 0.5 left
+    assert (await outcome_of(outcomes, "grow")).reason is ev.DenyReason.REDUCING_ONLY
+    assert (await outcome_of(outcomes, "flip")).reason is ev.DenyReason.REDUCING_ONLY
+    assert isinstance(await outcome_of(outcomes, "shrink"), ev.OrderApproved)
+    assert (await outcome_of(outcomes, "flip-with-pending")).reason is ev.DenyReason.REDUCING_ONLY
+
+
+async def test_nothing_is_approved_before_the_latched_state_is_read(gate, nc):
+    """Intents queued before the gate starts, with HALTED already latched: all denied."""
+    js = nc.jetstream()
+    await gate.start("risk-gate")  # creates the topology and latches ACTIVE
+    await gate.stop("risk-gate")
+    kv = await js.key_value("control")
+    halted = ev.TradingStateChanged(state=ev.TradingState.HALTED, reason="night", operator="ops")
+    await kv.put("state.global", encode(halted))
+    await set_price(nc, "paper", "BTC/USDT", "100")
+    outcomes = await collect(nc, "trading.order.>")
+    for i in range(5):
+        await publish_event(nc, intent(f"queued-{i}"))
+    await gate.start("risk-gate")
+    found = await outcomes.wait_for(lambda e: isinstance(e, ev.OrderDenied), count=5)
+    assert {e.reason for e in found} == {ev.DenyReason.HALTED}
+    assert not outcomes.matching(lambda e: isinstance(e, ev.OrderApproved))
+
+
+async def test_unreadable_state_fails_closed(gate, nc):
+    await gate.start("risk-gate")
+    await set_price(nc, "paper", "BTC/USDT", "100")
+    kv = await nc.jetstream().key_value("control")
+    await kv.put("state.symbol.BTC-USDT", b"garbage")
+    outcomes = await collect(nc, "trading.order.>")
+    await publish_event(nc, intent("unreadable"))
+    assert (await outcome_of(outcomes, "unreadable")).reason is ev.DenyReason.STATE_UNKNOWN
+
+
+async def test_duplicate_intent_gets_one_outcome_across_restarts(gate, nc):
+    await gate.start("risk-gate")
+    await set_price(nc, "paper", "BTC/USDT", "100")
+    outcomes = await collect(nc, "trading.order.>")
+    same = intent("dup-1")
+    # Different Nats-Msg-Ids, so the stream keeps both copies: the gate must dedup.
+    await publish_event(nc, same)
+    await outcome_of(outcomes, "dup-1")
+    await gate.stop("risk-gate")
+    await publish_raw(nc, "trading.intent.demo", encode(same), {"Nats-Msg-Id": "copy-2"})
+    await publish_event(nc, intent("marker"))
+    await gate.start("risk-gate")
+    await outcome_of(outcomes, "marker")  # processed after the copy (in order)
+    assert len(outcomes.matching(lambda e: getattr(e, "intent_id", "") == "dup-1")) == 1
+
+
+async def test_flood_over_the_rate_limit_is_denied_never_queued(gate, gate_config, nc):
+    cfg = with_risk(gate_config, max_orders_per_window_per_strategy=5, rate_window_s=600.0)
+    await gate.start("risk-gate", config=cfg)
+    await set_price(nc, "paper", "BTC/USDT", "100")
+    outcomes = await collect(nc, "trading.order.>")
+    for i in range(30):
+        await publish_event(nc, intent(f"flood-{i}"))
+    found = await outcomes.wait_for(lambda e: "flood" in getattr(e, "intent_id", ""), count=30)
+    approved = [e.intent_id for e in found if isinstance(e, ev.OrderApproved)]
+    assert approved == [f"flood-{i}" for i in range(5)]
+    denials = [e for e in found if isinstance(e, ev.OrderDenied)]
+    assert len(denials) == 25
+    assert all(d.reason is ev.DenyReason.RATE_LIMIT_STRATEGY for d in denials)
+    assert denials[0].check == "rate_limit_strategy" and denials[0].limit == 5
+
+
+async def test_open_orders_are_counted_until_terminal_and_survive_a_restart(gate, gate_config, nc):
+    await gate.start("risk-gate", config=with_risk(gate_config, max_open_orders=2))
+    await set_price(nc, "paper", "BTC/USDT", "100")
+    outcomes = await collect(nc, "trading.order.>")
+    for i in range(3):
+        await publish_event(nc, intent(f"oo-{i}"))
+    d = await outcome_of(outcomes, "oo-2")
+    assert d.reason is ev.DenyReason.MAX_OPEN_ORDERS and (d.limit, d.current) == (2, 3)
+    assert d.breach_pct == D("50.00")
+
+    await gate.stop("risk-gate")
+    await gate.start("risk-gate", config=with_risk(gate_config, max_open_orders=2))
+    await publish_event(nc, intent("oo-3"))
+    assert (await outcome_of(outcomes, "oo-3")).reason is ev.DenyReason.MAX_OPEN_ORDERS
+
+    cid = client_order_id("oo-0", 0)
+    await publish_event(nc, ev.OrderCanceled(client_order_id=cid, venue="paper", symbol="BTC/USDT"))
+    fill = ev.Fill(
+        venue="paper", symbol="BTC/USDT", strategy="demo", client_order_id=client_order_id("oo-1"),
+        trade_id="t1", side=ev.Side.BUY, quantity=D("0.1"), price=D("100"),
+    )  # fmt: skip
+    await publish_event(nc, fill)
+    await publish_event(nc, fill)  # a redelivered fill counts once
+
+    async def approved_after_terminal() -> None:
+        for n in range(100):
+            await publish_event(nc, intent(f"retry-{n}"))
+            if isinstance(await outcome_of(outcomes, f"retry-{n}"), ev.OrderApproved):
+                return
+        raise AssertionError("open-order slots were never freed")
+
+    await approved_after_terminal()
+
+
+# --- breakers ---------------------------------------------------------------------------
+
+
+def breaker_config(base: Config, **kw: Any) -> Config:
+    return with_risk(base, breakers=BreakerConfig(**kw))
+
+
+async def _tripped(nc, name: str, scenario) -> ev.TradingStateChanged:
+    states = await collect(nc, "trading.risk.state")
+    alerts = await collect(nc, "trading.alert.critical.>")
+    await scenario()
+    [halted] = await states.wait_for(lambda e: e.state is ev.TradingState.HALTED)
+    assert halted.operator == f"breaker:{name}" and halted.scope == "global"
+    await alerts.wait_for(lambda e: e.code is ev.AlertCode.BREAKER_TRIPPED)
+    kv = await nc.jetstream().key_value("control")
+    assert (await kv.get(f"breaker.{name}")).value
+    return halted
+
+
+async def test_daily_loss_breaker_trips_from_a_snapshot(gate, gate_config, nc):
+    await gate.start("risk-gate", config=breaker_config(gate_config, daily_loss_limit=D("100")))
+
+    async def scenario() -> None:
+        await publish_event(nc, ev.LedgerSnapshot(daily_pnl=D("-100")))  # at the limit: fine
+        await publish_event(nc, ev.LedgerSnapshot(daily_pnl=D("-100.01")))
+
+    halted = await _tripped(nc, "daily_loss", scenario)
+    assert "100.01" in halted.reason
+
+
+async def test_drawdown_breaker_trips_from_a_snapshot(gate, gate_config, nc):
+    await gate.start("risk-gate", config=breaker_config(gate_config, max_drawdown_pct=D("10")))
+
+    async def scenario() -> None:
+        await publish_event(nc, ev.LedgerSnapshot(drawdown_pct=D("10.5")))
+
+    await _tripped(nc, "drawdown", scenario)
+
+
+async def test_consecutive_rejects_breaker_resets_on_acceptance(gate, gate_config, nc):
+    await gate.start("risk-gate", config=breaker_config(gate_config, consecutive_rejects=3))
+
+    def rejected(n: int) -> ev.OrderRejected:
+        return ev.OrderRejected(client_order_id=f"c{n}", venue="paper", symbol="BTC/USDT")
+
+    async def scenario() -> None:
+        for n in range(2):
+            await publish_event(nc, rejected(n))
+        await publish_event(nc, ev.OrderAccepted(client_order_id="ok", venue="paper", symbol="X"))
+        for n in range(2, 5):
+            await publish_event(nc, rejected(n))
+
+    halted = await _tripped(nc, "consecutive_rejects", scenario)
+    assert "3 consecutive" in halted.reason
+
+
+async def test_reconciliation_drift_breaker(gate, gate_config, nc):
+    await gate.start("risk-gate", config=breaker_config(gate_config, recon_drift_mismatches=1))
+    mismatch = ev.ReconMismatch(
+        venue="paper", symbol="BTC/USDT", ledger_quantity=D("1"), venue_quantity=D("0")
+    )
+
+    async def scenario() -> None:
+        await publish_event(nc, ev.ReconReport(venue="paper", clean=True))
+        await publish_event(nc, ev.ReconReport(venue="paper", clean=False, mismatches=[mismatch]))
+
+    await _tripped(nc, "recon_drift", scenario)
+
+
+async def test_lost_heartbeat_breaker_then_auto_resume_after_cooldown(gate, gate_config, nc):
+    cfg = breaker_config(
+        gate_config,
+        heartbeat_services=["position-ledger"],
+        heartbeat_timeout_s=1.0,
+        heartbeat_check_interval_s=0.2,
+        cooldown_s=0.5,
+        auto_resume=True,
+    )
+    states = await collect(nc, "trading.risk.state")
+
+    async def scenario() -> None:
+        await gate.start("risk-gate", config=cfg)  # no position-ledger ever heartbeats
+
+    await _tripped(nc, "heartbeat_position-ledger", scenario)
+    [resumed] = await states.wait_for(lambda e: e.operator == "auto-resume")
+    assert resumed.state is ev.TradingState.ACTIVE and resumed.previous is ev.TradingState.HALTED
+
+
+async def test_breaker_replayed_from_old_history_does_not_trip(gate, gate_config, nc):
+    from datetime import timedelta
+
+    old = ev.LedgerSnapshot(daily_pnl=D("-1000"))
+    old.ts = old.ts - timedelta(hours=1)
+    await gate.start("risk-gate", config=breaker_config(gate_config, daily_loss_limit=D("1")))
+    states = await collect(nc, "trading.risk.state")
+    await publish_event(nc, old)
+    await publish_raw(nc, "trading.control.reduce", {"operator": "probe", "scope": "venue:paper"})
+    await states.wait_for(lambda e: e.operator == "probe")
+    kv = await nc.jetstream().key_value("control")
+    state = (await kv.get("state.global")).value
+    assert b'"ACTIVE"' in state
+
+
+async def test_manual_resume_unlatches_breakers(gate, gate_config, nc):
+    await gate.start("risk-gate", config=breaker_config(gate_config, max_drawdown_pct=D("1")))
+
+    async def scenario() -> None:
+        await publish_event(nc, ev.LedgerSnapshot(drawdown_pct=D("2")))
+
+    await _tripped(nc, "drawdown", scenario)
+    states = await collect(nc, "trading.risk.state")
+    await publish_raw(nc, "trading.control.resume", {"operator": "carol"})
+    await states.wait_for(lambda e: e.state is ev.TradingState.ACTIVE)
+    kv = await nc.jetstream().key_value("control")
+    from nats.js.errors import KeyNotFoundError
+
+    with pytest.raises(KeyNotFoundError):
+        await kv.get("breaker.drawdown")
