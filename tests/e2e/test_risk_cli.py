@@ -64,3 +64,17 @@ async def test_halt_reduce_resume_commands_with_scopes(gate, nats_server, nc):
 
     code, out, err = await run("resume", "--operator", "eve", "--scope", "planet:mars", *url)
     assert code == 2 and "refused" in err and "unknown scope" in err
+
+
+async def test_mode_command_lists_failed_criteria_and_stage_refusal(gate, nats_server):
+    url = ["--nats", nats_server.url]
+    code, out, err = await run("mode", "live-minimal", "--operator", "eve", *url)
+    assert code == 3, err
+    assert "refused" in out and "trades 0 < 10" in out and "sharpe" in out
+
+    code, out, err = await run("stage", "up", "--operator", "eve", *url)
+    assert code == 2 and "profitable days" in err
+
+    code, out, err = await run("stage", "down", "--operator", "eve", *url)
+    assert code == 0, err
+    assert "risk stage 0" in out and "0.1% per trade" in out

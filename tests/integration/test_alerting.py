@@ -114,6 +114,20 @@ async def make_engine(nc, cfg: AlertingConfig, clock: Clock) -> Harness:
     return Harness(engine, clock, published)
 
 
+@pytest.fixture
+async def engines(nc):
+    """make(cfg, clock) -> Harness; every engine's sinks are closed after the test."""
+    made: list[Harness] = []
+
+    async def make(cfg: AlertingConfig, clock: Clock) -> Harness:
+        made.append(await make_engine(nc, cfg, clock))
+        return made[-1]
+
+    yield make
+    for h in made:
+        await h.engine.dispatcher.close()
+
+
 def critical(**kw) -> Alert:
     fields = dict(
         id="0190a000-0000-7000-8000-000000000001",
@@ -131,9 +145,9 @@ def critical(**kw) -> Alert:
 
 
 async def test_critical_alert_reaches_webhook_email_and_pagerduty_with_exact_payloads(
-    nc, http, smtp, secrets
+    engines, http, smtp, secrets
 ):
-    h = await make_engine(nc, alerting_config(http, smtp.port), Clock())
+    h = await engines(alerting_config(http, smtp.port), Clock())
     await h.send(critical())
     await h.idle()
 
@@ -193,9 +207,9 @@ async def test_critical_alert_reaches_webhook_email_and_pagerduty_with_exact_pay
     }
 
 
-async def test_slack_format_is_slack_compatible(nc, http, secrets):
+async def test_slack_format_is_slack_compatible(engines, http, secrets):
     cfg = alerting_config(http, free_port(), webhook=WebhookSinkConfig(url=http.url("webhook")))
-    h = await make_engine(nc, cfg, Clock())
+    h = await engines(cfg, Clock())
     await h.send(critical(severity=Severity.WARNING, context={}))
     await h.idle()
     assert http.bodies["webhook"] == [
@@ -221,9 +235,9 @@ async def test_slack_format_is_slack_compatible(nc, http, secrets):
     assert http.bodies["pagerduty"] == []  # WARNING: log and webhook only
 
 
-async def test_storm_of_1000_identical_alerts_sends_once_then_one_summary(nc, http, secrets):
+async def test_storm_of_1000_identical_alerts_sends_once_then_one_summary(engines, http, secrets):
     clock = Clock()
-    h = await make_engine(nc, alerting_config(http, free_port()), clock)
+    h = await engines(alerting_config(http, free_port()), clock)
     for i in range(1000):
         clock.advance(milliseconds=100)
         await h.send(critical(id=f"storm-{i}", severity=Severity.ERROR, message=f"boom {i}"))
@@ -245,9 +259,11 @@ async def test_storm_of_1000_identical_alerts_sends_once_then_one_summary(nc, ht
     assert len(http.bodies["webhook"]) == 2
 
 
-async def test_unacked_critical_escalates_after_the_delay_and_ack_stops_it(nc, http, smtp, secrets):
+async def test_unacked_critical_escalates_after_the_delay_and_ack_stops_it(
+    engines, http, smtp, secrets
+):
     clock = Clock()
-    h = await make_engine(nc, alerting_config(http, smtp.port), clock)
+    h = await engines(alerting_config(http, smtp.port), clock)
     await h.send(critical())
     await h.idle()
     clock.advance(seconds=599)
@@ -273,8 +289,8 @@ async def test_unacked_critical_escalates_after_the_delay_and_ack_stops_it(nc, h
     assert [r.alert.id for r in h.engine.list(unacked_only=True)] == []
 
 
-async def test_resolve_goes_to_pagerduty_with_the_trigger_dedup_key(nc, http, smtp, secrets):
-    h = await make_engine(nc, alerting_config(http, smtp.port), Clock())
+async def test_resolve_goes_to_pagerduty_with_the_trigger_dedup_key(engines, http, smtp, secrets):
+    h = await engines(alerting_config(http, smtp.port), Clock())
     await h.send(critical(dedup_key="heartbeat:signal", code=AlertCode.HEARTBEAT_MISSING))
     await h.send(
         critical(
@@ -294,12 +310,12 @@ async def test_resolve_goes_to_pagerduty_with_the_trigger_dedup_key(nc, http, sm
     }
 
 
-async def test_broken_sink_does_not_delay_the_others(nc, http, smtp, secrets):
+async def test_broken_sink_does_not_delay_the_others(engines, http, smtp, secrets):
     dead = f"http://127.0.0.1:{free_port()}/webhook"  # nothing listens: connection refused
     cfg = alerting_config(
         http, smtp.port, webhook=WebhookSinkConfig(url=dead), retry_initial_s=0.5, retry_max_s=1
     )
-    h = await make_engine(nc, cfg, Clock())
+    h = await engines(cfg, Clock())
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     await h.send(critical())
@@ -315,14 +331,13 @@ async def test_broken_sink_does_not_delay_the_others(nc, http, smtp, secrets):
     assert h.engine.records[critical().id].deliveries["pagerduty"] == "delivered"
 
 
-async def test_alert_delivered_before_a_restart_is_not_sent_again(nc, http, smtp, secrets):
+async def test_alert_delivered_before_a_restart_is_not_sent_again(engines, http, smtp, secrets):
     cfg = alerting_config(http, smtp.port)
-    first = await make_engine(nc, cfg, Clock())
+    first = await engines(cfg, Clock())
     await first.send(critical())
     await first.idle()
-    await first.engine.dispatcher.close()
 
-    second = await make_engine(nc, cfg, Clock())  # a restart: memory rebuilt from KV
+    second = await engines(cfg, Clock())  # a restart: memory rebuilt from KV
     await second.send(critical())  # the consumer redelivers the alert
     # and a notice left in KV by a crash mid-delivery is resumed: each sink checks its mark
     second.engine.dispatcher.dispatch(

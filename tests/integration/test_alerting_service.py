@@ -143,3 +143,37 @@ async def test_venue_latency_p99_over_threshold_raises_an_alert(alerting, nc):
         2500,
         20,
     )
+
+
+async def test_storm_through_the_bus_sends_once_and_one_summary(nats_server, nc, http):
+    cfg = msgspec.structs.replace(
+        make_config(nats_server.url),
+        alerting=AlertingConfig(
+            webhook=WebhookSinkConfig(url=http.url("webhook"), format="generic"),
+            dedup_window_s=5.0,
+            tick_interval_s=0.2,
+        ),
+    )
+    stack = InProcessStack(cfg)
+    await stack.start("alerting")
+    try:
+        js = nc.jetstream()
+        for i in range(1000):
+            storm = Alert(
+                severity=Severity.ERROR,
+                source="signal",
+                code=AlertCode.DEAD_LETTER,
+                message=f"bad signal {i}",
+                dedup_key="signal:deadletter:SCHEMA_VIOLATION",
+            )
+            await js.publish(
+                subjects.alert("error", "signal"),
+                msgspec.json.encode(storm),
+                headers={"Nats-Msg-Id": storm.id},
+            )
+        bodies = await http.wait_for("webhook", count=2, timeout=20)
+        assert [(b["kind"], b["repeat_count"]) for b in bodies] == [("alert", 0), ("repeat", 999)]
+        assert (bodies[0]["message"], bodies[1]["message"]) == ("bad signal 0", "bad signal 999")
+    finally:
+        await stack.stop()
+    assert len(http.bodies["webhook"]) == 2

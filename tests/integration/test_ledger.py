@@ -57,7 +57,7 @@ async def cli(*args: str) -> tuple[int, str, str]:
 
 
 SESSION = [  # a mixed session: partial closes, a flip, fees in base and quote, a short
-    fill("m1", "buy", "2", "100", fee=D("0.2"), fee_currency="USDT"),
+    fill("m1", "buy", "2", "100", fee=D("0.2"), fee_currency="USDT", arrival_price=D("99.9")),
     fill("m2", "buy", "1", "130", fee=D("0.001"), fee_currency="BTC"),
     fill("m3", "sell", "1.5", "140", fee=D("0.21"), fee_currency="USDT"),
     fill("m4", "sell", "3", "90", fee=D("0.27"), fee_currency="USDT"),  # flip to short 1.5
@@ -230,6 +230,7 @@ async def test_query_api_and_cli(stack, nc, config, nats_server, tmp_path: Path)
     [demo] = json.loads(out)
     assert demo["trades"] == 2 and demo["wins"] == 2 and D(demo["win_rate"]) == 1
     assert D(demo["realized_pnl"]) == D("29.19") and demo["profit_factor"] is None
+    assert D(demo["avg_slippage_bps"]) == (D(100) - D("99.9")) / D("99.9") * 10000
 
     report = tmp_path / "report.csv"
     code, out, err = await cli(

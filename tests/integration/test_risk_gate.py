@@ -322,6 +322,14 @@ async def test_lost_heartbeat_breaker_then_auto_resume_after_cooldown(gate, gate
         await gate.start("risk-gate", config=cfg)  # no position-ledger ever heartbeats
 
     await _tripped(nc, "heartbeat_position-ledger", scenario)
+    # Still silent: no auto-resume. Once it beats again, the cooldown lets the gate resume.
+    health = await nc.jetstream().key_value("health")
+    beat = ev.Heartbeat(
+        service="position-ledger", instance="back", version="t",
+        started_at=ev.utcnow(), uptime_s=1.0,
+    )  # fmt: skip
+    assert not states.matching(lambda e: e.operator == "auto-resume")
+    await health.put("position-ledger.back", encode(beat))
     [resumed] = await states.wait_for(lambda e: e.operator == "auto-resume")
     assert resumed.state is ev.TradingState.ACTIVE and resumed.previous is ev.TradingState.HALTED
 
@@ -356,3 +364,168 @@ async def test_manual_resume_unlatches_breakers(gate, gate_config, nc):
 
     with pytest.raises(KeyNotFoundError):
         await kv.get("breaker.drawdown")
+
+
+async def test_venue_latency_breaker_trips_from_order_events(gate, gate_config, nc):
+    from datetime import timedelta
+
+    cfg = breaker_config(gate_config, venue_latency_ms=2000, venue_latency_consecutive=2)
+    await gate.start("risk-gate", config=cfg)
+
+    async def scenario() -> None:
+        for n in range(2):
+            sent = ev.OrderSubmitted(
+                client_order_id=f"slow{n}", venue="paper", symbol="BTC/USDT",
+                side=ev.Side.BUY, quantity=D("1"), order_type=ev.OrderType.MARKET,
+            )  # fmt: skip
+            sent.ts = sent.ts - timedelta(seconds=3)
+            await publish_event(nc, sent)
+            await publish_event(
+                nc, ev.OrderAccepted(client_order_id=f"slow{n}", venue="paper", symbol="BTC/USDT")
+            )
+
+    await _tripped(nc, "venue_latency", scenario)
+
+
+# --- protections ------------------------------------------------------------------------
+
+
+def position(qty: str, realized: str, symbol: str = "BTC/USDT") -> ev.PositionChanged:
+    return ev.PositionChanged(
+        venue="paper", symbol=symbol, strategy="demo", quantity=D(qty),
+        avg_price=D("100"), realized_pnl=D(realized),
+    )  # fmt: skip
+
+
+def with_protections(base: Config, **kw: Any) -> Config:
+    from tradebus_common.config import ProtectionConfig
+
+    return with_risk(base, protections=ProtectionConfig(**kw))
+
+
+async def test_cooldown_after_a_losing_exit_locks_that_symbol_and_status_lists_it(
+    gate, gate_config, nc
+):
+    from tradebus_common.cli.client import _locks_section
+
+    await gate.start("risk-gate", config=with_protections(gate_config, cooldown_after_loss_s=600))
+    await set_price(nc, "paper", "BTC/USDT", "100")
+    await set_price(nc, "paper", "ETH/USDT", "10")
+    warnings = await collect(nc, "trading.alert.warning.>")
+    outcomes = await collect(nc, "trading.order.>")
+    await publish_event(nc, position("2", "-0.2"))  # entry (fees only): no lock
+    await publish_event(nc, position("1", "5"))  # a winning exit: no lock
+    await publish_event(nc, position("0", "-3"))  # a losing exit: lock BTC
+    [alert] = await warnings.wait_for(lambda e: e.code is ev.AlertCode.PROTECTION_LOCKED)
+    assert "cooldown" in alert.message and "BTC/USDT" in alert.message
+    await publish_event(nc, intent("btc-entry"))
+    await publish_event(nc, intent("eth-entry", symbol="ETH/USDT"))
+    assert (await outcome_of(outcomes, "btc-entry")).reason is ev.DenyReason.SYMBOL_COOLDOWN
+    assert isinstance(await outcome_of(outcomes, "eth-entry"), ev.OrderApproved)
+    assert len(warnings.matching(lambda e: e.code is ev.AlertCode.PROTECTION_LOCKED)) == 1
+
+    locks = (await _locks_section(nc))["active"]
+    assert [(r["kind"], r["target"]) for r in locks] == [("cooldown", "BTC/USDT")]
+
+    # Locks are in KV: a restarted gate still denies the entry.
+    await gate.stop("risk-gate")
+    await gate.start("risk-gate", config=with_protections(gate_config, cooldown_after_loss_s=600))
+    await publish_event(nc, intent("btc-after-restart"))
+    d = await outcome_of(outcomes, "btc-after-restart")
+    assert d.reason is ev.DenyReason.SYMBOL_COOLDOWN
+
+
+async def test_stoploss_guard_locks_all_entries_after_n_losing_exits(gate, gate_config, nc):
+    cfg = with_protections(gate_config, stoploss_guard_trades=2, stoploss_guard_lock_s=600)
+    await gate.start("risk-gate", config=cfg)
+    await set_price(nc, "paper", "ETH/USDT", "10")
+    warnings = await collect(nc, "trading.alert.warning.>")
+    outcomes = await collect(nc, "trading.order.>")
+    await publish_event(nc, position("1", "0"))
+    await publish_event(nc, position("0", "-1"))
+    await publish_event(nc, position("1", "0", symbol="ETH/USDT"))
+    await publish_event(nc, position("0", "-1", symbol="ETH/USDT"))
+    await warnings.wait_for(lambda e: "stoploss_guard" in e.message)
+    await publish_event(nc, intent("any-entry", symbol="ETH/USDT"))
+    assert (await outcome_of(outcomes, "any-entry")).reason is ev.DenyReason.STOPLOSS_GUARD
+
+
+async def test_low_profit_lock(gate, gate_config, nc):
+    cfg = with_protections(gate_config, low_profit_threshold=D("10"))
+    await gate.start("risk-gate", config=cfg)
+    await set_price(nc, "paper", "BTC/USDT", "100")
+    outcomes = await collect(nc, "trading.order.>")
+    warnings = await collect(nc, "trading.alert.warning.>")
+    await publish_event(nc, position("2", "0"))
+    await publish_event(nc, position("1", "4"))  # +4 realized over the window: under 10
+    await warnings.wait_for(lambda e: "low_profit" in e.message)
+    await publish_event(nc, intent("low-profit-entry"))
+    assert (await outcome_of(outcomes, "low-profit-entry")).reason is ev.DenyReason.LOW_PROFIT_LOCK
+
+
+async def test_status_locks_list_breakers_and_scoped_states(gate, gate_config, nc):
+    from tradebus_common.cli.client import _locks_section
+
+    await gate.start("risk-gate", config=breaker_config(gate_config, max_drawdown_pct=D("1")))
+    states = await collect(nc, "trading.risk.state")
+    await publish_raw(nc, "trading.control.reduce", {"operator": "o", "scope": "strategy:demo"})
+    await publish_event(nc, ev.LedgerSnapshot(drawdown_pct=D("5")))
+    await states.wait_for(lambda e: e.operator == "breaker:drawdown")
+    await states.wait_for(lambda e: e.scope == "strategy:demo")
+    kinds = {(r["kind"], r["target"]) for r in (await _locks_section(nc))["active"]}
+    assert kinds == {("breaker:drawdown", "global"), ("state:REDUCING", "strategy:demo")}
+
+
+async def test_crash_after_recording_an_outcome_republishes_that_outcome_not_a_new_one(gate, nc):
+    """The outcome is written to KV before it is published. If the gate died in between, the
+    redelivered intent publishes the recorded outcome, even if a re-evaluation would differ."""
+    from tradebus_common.ids import derive_id
+    from tradebus_risk_gate.handlers import OutcomeRecord, outcome_key
+
+    await gate.start("risk-gate")
+    states = await collect(nc, "trading.risk.state")
+    outcomes = await collect(nc, "trading.order.>")
+    await publish_raw(nc, "trading.control.halt", b"after the crash")
+    await states.wait_for(lambda e: e.state is ev.TradingState.HALTED)
+    recorded = ev.OrderApproved(
+        id=derive_id("wal-1", "outcome"), intent_id="wal-1", strategy="demo", venue="paper",
+        symbol="BTC/USDT", side=ev.Side.BUY, quantity=D("0.1"),
+        order_type=ev.OrderType.MARKET, client_order_id=client_order_id("wal-1"),
+    )  # fmt: skip
+    dedup = await nc.jetstream().key_value("dedup")
+    await dedup.put(outcome_key("wal-1"), msgspec.json.encode(OutcomeRecord(outcome=recorded)))
+    await publish_event(nc, intent("wal-1"))
+    out = await outcome_of(outcomes, "wal-1")
+    assert isinstance(out, ev.OrderApproved) and out.id == recorded.id
+    await publish_event(nc, intent("behind-wal-1"))  # in order: once it is out, wal-1 is marked
+    await outcome_of(outcomes, "behind-wal-1")
+    record = msgspec.json.decode((await dedup.get(outcome_key("wal-1"))).value, type=OutcomeRecord)
+    assert record.published
+    orders = await nc.jetstream().key_value("risk_orders")
+    assert (await orders.get(recorded.client_order_id)).value
+
+
+async def test_auto_resume_waits_for_cooldown_and_for_the_cause_to_clear(gate, nc):
+    """Breakers over the real KV bucket with an injected clock: deterministic cooldown."""
+    from tradebus_risk_gate.breakers import Breakers
+    from tradebus_risk_gate.state import BreakerStore, TradingStateStore
+
+    await gate.start("risk-gate")  # creates the buckets and latches ACTIVE
+    await gate.stop("risk-gate")
+    kv = await nc.jetstream().key_value("control")
+    now = [1000.0]
+    breakers = Breakers(
+        BreakerConfig(cooldown_s=60, auto_resume=True),
+        TradingStateStore(kv),
+        BreakerStore(kv),
+        wall=lambda: now[0],
+    )
+    tripped = await breakers.trip("heartbeat_x", "silent", "cause-1", replay=False)
+    assert tripped[0].state is ev.TradingState.HALTED
+    assert await breakers.trip("heartbeat_x", "silent", "cause-2", replay=False) == []
+    now[0] += 59.999
+    assert await breakers.auto_resume() == []  # cooldown not over
+    now[0] += 0.001
+    assert await breakers.auto_resume(frozenset({"heartbeat_x"})) == []  # cause persists
+    [resumed, _alert] = await breakers.auto_resume()
+    assert resumed.state is ev.TradingState.ACTIVE and resumed.operator == "auto-resume"

@@ -176,3 +176,16 @@ def test_latency_window_drops_old_samples_and_needs_enough_of_them() -> None:
         True,
         5,
     )
+
+
+def test_the_config_example_in_docs_alerting_md_loads_and_matches_the_defaults(tmp_path) -> None:
+    import re
+    from pathlib import Path
+
+    from tradebus_common.config import load_config
+
+    doc = (Path(__file__).parents[2] / "docs" / "alerting.md").read_text()
+    [toml] = re.findall(r"```toml\n(.*?)```", doc, re.S)
+    path = tmp_path / "t.toml"
+    path.write_text(toml)
+    assert load_config(path, environ={}).alerting == AlertingConfig()

@@ -204,3 +204,12 @@ def test_accounting_matches_the_reference_to_the_last_unit(specs) -> None:
     assert abs(Fraction(pos.avg_price) - avg) <= tolerance
     assert abs(Fraction(pos.realized_pnl) - realized) <= tolerance
     assert pos.fill_count == len(fills)
+
+
+def test_slippage_is_a_cost_when_positive_on_either_side() -> None:
+    from tradebus_position_ledger.stats import Execution, avg_slippage_bps
+
+    buy = Execution("buy", D(1), D("100.10"), D(100))  # paid 10 bps up
+    sell = Execution("sell", D(3), D("99.98"), D(100))  # sold 2 bps below
+    assert avg_slippage_bps([buy, sell]) == (D(10) * 1 + D(2) * 3) / 4
+    assert avg_slippage_bps([]) is None

@@ -358,3 +358,13 @@ def test_each_check_has_its_own_reason() -> None:
         "RATE_LIMIT_TOTAL", "PRICE_COLLAR", "STALE_MARKET_DATA", "DAILY_LOSS", "MAX_DRAWDOWN",
         "DUPLICATE_INTENT",
     }  # fmt: skip
+
+
+def test_stage_exposure_boundary() -> None:
+    s = snap(equity=D("1000"), gross_exposure=D("20"))
+    assert (
+        c.check_stage_exposure(intent("0.2"), view(snapshot=s, stage_exposure_pct=D("4"))) is None
+    )
+    d = c.check_stage_exposure(intent("0.21"), view(snapshot=s, stage_exposure_pct=D("4")))
+    assert d is not None and d.reason is DenyReason.STAGE_EXPOSURE
+    assert c.check_stage_exposure(intent("100"), view(snapshot=s)) is None  # not enforced

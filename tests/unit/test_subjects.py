@@ -78,6 +78,13 @@ SAMPLES: dict[type[ev.Event], ev.Event] = {
     ),
     ev.LedgerSnapshot: ev.LedgerSnapshot(),
     ev.TradingStateChanged: ev.TradingStateChanged(state=ev.TradingState.HALTED),
+    ev.ModeChanged: ev.ModeChanged(mode=ev.TradingMode.PAPER),
+    ev.ModeChangeRefused: ev.ModeChangeRefused(
+        mode=ev.TradingMode.LIVE_MINIMAL, current=ev.TradingMode.PAPER
+    ),
+    ev.RiskStageChanged: ev.RiskStageChanged(
+        stage=0, risk_per_trade_pct=Decimal("0.1"), max_exposure_pct=Decimal("2")
+    ),
     ev.ControlCommand: ev.ControlCommand(action=ev.ControlAction.RECONCILE),
     ev.ReconReport: ev.ReconReport(venue="paper", clean=True),
     ev.Alert: ev.Alert(

@@ -120,6 +120,14 @@ async def _first_connect(url: str, opts: dict[str, Any]) -> NATS:
             delay = min(delay * 2, 10.0)
 
 
+def raise_if_cancelling() -> None:
+    """nats-py can turn a task's cancellation into an ordinary error (ConnectionClosedError,
+    TimeoutError). A loop that catches Exception calls this first, so shutdown still stops it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _server(nc: NATS) -> str:
     url = nc.connected_url
     return f"{url.hostname}:{url.port}" if url else ""
@@ -353,6 +361,7 @@ class ConsumeLoop:
             try:
                 await self.iterate()
             except Exception as e:  # the loop itself must never die: back off, rebind, go on
+                raise_if_cancelling()
                 log.warning(
                     "consume loop error; retrying",
                     extra={"durable": self.sub.durable, "error": repr(e)},

@@ -101,6 +101,47 @@ class BreakerConfig(_Cfg):
     cooldown_s: float = 300.0
     auto_resume: bool = False  # after the cooldown; otherwise an operator resumes
     max_event_age_s: float = 300.0  # older snapshots/rejects/reports (a replay) trip nothing
+    venue_latency_ms: int = 2000  # submitted -> accepted round trip, from order events
+    venue_latency_consecutive: int = 0  # trips after this many slow orders in a row (0: off)
+
+
+class ProtectionConfig(_Cfg):
+    """[risk.protections]: entry locks after losing exits (Freqtrade's sense). 0 / None = off."""
+
+    stoploss_guard_trades: int = 0  # N losing exits within the window lock all entries
+    stoploss_guard_window_s: float = 3600.0
+    stoploss_guard_lock_s: float = 1800.0
+    cooldown_after_loss_s: float = 0.0  # per symbol, after one losing exit
+    low_profit_threshold: Decimal | None = None  # quote currency, realized over the window
+    low_profit_window_s: float = 86400.0
+    low_profit_lock_s: float = 3600.0
+
+
+class ModeConfig(_Cfg):
+    """[risk.modes] (R8): what paper -> live needs, over the record since the last mode change."""
+
+    min_trades: int = 10
+    min_win_rate_pct: Decimal = Decimal("45")
+    min_sharpe: Decimal = Decimal("0.5")  # per-trade P&L mean / standard deviation
+    max_drawdown_pct: Decimal = Decimal("15")
+
+
+def _stage_risk() -> list[Decimal]:
+    return [Decimal("0.1"), Decimal("0.25"), Decimal("0.5"), Decimal("1")]
+
+
+def _stage_exposure() -> list[Decimal]:
+    return [Decimal("2"), Decimal("4"), Decimal("6"), Decimal("10")]
+
+
+class StageConfig(_Cfg):
+    """[risk.stages] (R9): progressive risk. Stage i allows risk_per_trade_pct[i] per trade and
+    gross exposure up to max_exposure_pct[i] of equity (checked only when enforce = true)."""
+
+    risk_per_trade_pct: list[Decimal] = msgspec.field(default_factory=_stage_risk)
+    max_exposure_pct: list[Decimal] = msgspec.field(default_factory=_stage_exposure)
+    profitable_days_to_step_up: int = 5
+    enforce_exposure: bool = False
 
 
 class RiskConfig(_Cfg):
@@ -128,6 +169,9 @@ class RiskConfig(_Cfg):
     symbols: dict[str, RiskLimitsOverride] = {}
     venue_rules: dict[str, dict[str, VenueSymbolRules]] = {}
     breakers: BreakerConfig = BreakerConfig()
+    protections: ProtectionConfig = ProtectionConfig()
+    modes: ModeConfig = ModeConfig()
+    stages: StageConfig = StageConfig()
 
 
 class AccountConfig(_Cfg):
@@ -137,7 +181,7 @@ class AccountConfig(_Cfg):
 class LedgerConfig(_Cfg):
     default_starting_cash: Decimal = Decimal("100000")  # accounts without [accounts.<name>]
     snapshot_interval_s: float = 5.0  # a LedgerSnapshot at least this often
-    snapshot_min_interval_ms: int = 250  # and on change, at most this often
+    snapshot_min_interval_ms: int = 1000  # and on change, at most this often
     day_timezone: str = "UTC"  # daily P&L: the day starts at day_start_hour in this zone
     day_start_hour: int = 0
 

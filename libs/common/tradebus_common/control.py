@@ -19,6 +19,7 @@ class _ControlBody(msgspec.Struct, kw_only=True):
     scope: str = "global"
     id: str = ""
     flatten: bool = False
+    target: str = ""
 
 
 _body_decoder = msgspec.json.Decoder(_ControlBody)
@@ -43,6 +44,7 @@ def parse_control(data: bytes, subject: str, default_id: str) -> ControlCommand:
         operator=body.operator,
         scope=body.scope or "global",
         flatten=body.flatten,
+        target=body.target[:_MAX_REASON],
     )
 
 

@@ -71,6 +71,10 @@ class DenyReason(StrEnum):
     MAX_DRAWDOWN = "MAX_DRAWDOWN"
     DUPLICATE_INTENT = "DUPLICATE_INTENT"
     LEDGER_VIEW_MISSING = "LEDGER_VIEW_MISSING"
+    STOPLOSS_GUARD = "STOPLOSS_GUARD"  # protections (R6): entries locked for a while
+    SYMBOL_COOLDOWN = "SYMBOL_COOLDOWN"
+    LOW_PROFIT_LOCK = "LOW_PROFIT_LOCK"
+    STAGE_EXPOSURE = "STAGE_EXPOSURE"  # R9: over the current stage's exposure cap
 
 
 class RejectReason(StrEnum):
@@ -94,6 +98,8 @@ class ControlAction(StrEnum):
     RECONCILE = "reconcile"
     REDUCE = "reduce"
     CANCEL_ALL = "cancel-all"  # published by risk-gate on a halt; consumed by the gateway later
+    MODE = "mode"  # target: paper | live-minimal | live-scaled | emergency-stop
+    STAGE = "stage"  # target: up | down
 
 
 class Liquidity(StrEnum):
@@ -109,7 +115,10 @@ class AlertCode(StrEnum):
     VENUE_REJECTED = "VENUE_REJECTED"
     TRADING_REDUCING = "TRADING_REDUCING"
     BREAKER_TRIPPED = "BREAKER_TRIPPED"
-    CONTROL_REFUSED = "CONTROL_REFUSED"
+    PROTECTION_LOCKED = "PROTECTION_LOCKED"
+    MODE_CHANGED = "MODE_CHANGED"
+    MODE_REFUSED = "MODE_REFUSED"
+    STAGE_CHANGED = "STAGE_CHANGED"
     UNKNOWN_FILL = "UNKNOWN_FILL"  # the ledger booked a fill for an unknown strategy/order
     # alerting's own monitors (docs/alerting.md has a runbook line for each)
     HEARTBEAT_MISSING = "HEARTBEAT_MISSING"
@@ -169,6 +178,7 @@ class OrderApproved(Event, tag="order.approved", kw_only=True):
     order_type: OrderType
     limit_price: Decimal | None = None
     client_order_id: str
+    reference_price: Decimal | None = None  # the price the risk checks judged the order at
 
 
 class OrderDenied(Event, tag="order.denied", kw_only=True):
@@ -308,6 +318,45 @@ class ControlCommand(Event, tag="control.command", kw_only=True):
     operator: str = ""
     scope: str = "global"
     flatten: bool = False  # halt only: also close positions in scope (reduce-only market orders)
+    target: str = ""  # mode / stage commands: the mode wanted, or "up" / "down"
+
+
+class TradingMode(StrEnum):
+    PAPER = "paper"
+    LIVE_MINIMAL = "live-minimal"
+    LIVE_SCALED = "live-scaled"
+    EMERGENCY_STOP = "emergency-stop"
+
+
+class ModeChanged(Event, tag="risk.mode_changed", kw_only=True):
+    """R8: the trading mode moved (risk-gate, latched in KV `control` key `mode`)."""
+
+    mode: TradingMode
+    previous: TradingMode | None = None
+    reason: str = ""
+    operator: str = ""
+    criteria: dict[str, str] = {}  # the validation figures, when one was needed
+
+
+class ModeChangeRefused(Event, tag="risk.mode_refused", kw_only=True):
+    """R8: a mode change that failed validation; `failed` lists the criteria not met."""
+
+    mode: TradingMode
+    current: TradingMode
+    operator: str = ""
+    failed: list[str] = []
+
+
+class RiskStageChanged(Event, tag="risk.stage_changed", kw_only=True):
+    """R9: the progressive-risk stage (KV `control` key `stage`); the signal service sizes
+    risk per trade from it."""
+
+    stage: int
+    previous: int | None = None
+    risk_per_trade_pct: Decimal
+    max_exposure_pct: Decimal
+    reason: str = ""
+    operator: str = ""
 
 
 class ReconMismatch(msgspec.Struct, kw_only=True):
@@ -398,6 +447,9 @@ AnyEvent = (
     | PositionChanged
     | LedgerSnapshot
     | TradingStateChanged
+    | ModeChanged
+    | ModeChangeRefused
+    | RiskStageChanged
     | ControlCommand
     | ReconReport
     | Alert

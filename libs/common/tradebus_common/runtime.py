@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from . import __version__, subjects
-from .bus import Bus, ConsumeLoop, Subscription, connect, ensure_topology
+from .bus import (
+    Bus,
+    ConsumeLoop,
+    Subscription,
+    connect,
+    ensure_topology,
+    raise_if_cancelling,
+)
 from .codec import encode
 from .config import Config
 from .errors import ConfigError
@@ -141,6 +148,7 @@ class ServiceRunner:
             try:
                 await self.heartbeat()
             except Exception as e:
+                raise_if_cancelling()
                 log.warning("heartbeat failed", extra={"error": repr(e)})
             await asyncio.sleep(self.config.runtime.heartbeat_interval_s)
 

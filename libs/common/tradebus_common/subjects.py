@@ -18,6 +18,7 @@ BUCKET_PAPER_VENUE = "paper_venue"
 BUCKET_DEDUP = "dedup"
 BUCKET_ALERTS = "alerts"  # alerting: alert records, deliveries per sink, dedup windows
 BUCKET_RISK_ORDERS = "risk_orders"  # risk-gate: approved orders not yet terminal
+BUCKET_RISK_PROTECTIONS = "risk_protections"  # risk-gate: entry locks and recent exits
 
 TRADING_ALL = "trading.>"
 MARKET_ALL = "md.>"
@@ -35,7 +36,11 @@ CONTROL_RESUME = "trading.control.resume"
 CONTROL_RECONCILE = "trading.control.reconcile"
 CONTROL_REDUCE = "trading.control.reduce"
 CONTROL_CANCEL_ALL = "trading.control.cancel-all"
+CONTROL_MODE = "trading.control.mode"
+CONTROL_STAGE = "trading.control.stage"
 RISK_STATE = "trading.risk.state"
+RISK_MODE = "trading.risk.mode"
+RISK_STAGE = "trading.risk.stage"
 RECON_REPORT = "trading.recon.report"
 ALERT_ALL = "trading.alert.>"
 DEADLETTER_ALL = "trading.deadletter.>"
@@ -148,6 +153,10 @@ def subject_for(event: ev.Event) -> str:
             return ledger_snapshot(event.account)
         case ev.TradingStateChanged():
             return RISK_STATE
+        case ev.ModeChanged() | ev.ModeChangeRefused():
+            return RISK_MODE
+        case ev.RiskStageChanged():
+            return RISK_STAGE
         case ev.ControlCommand():
             return control(event.action.value)
         case ev.ReconReport():
@@ -289,6 +298,38 @@ CATALOGUE: list[SubjectSpec] = [
         publishers=["operators", "tradebus reconcile"],
         consumers=["reconciler"],
         description="Run a reconciliation now.",
+    ),
+    SubjectSpec(
+        pattern="trading.control.mode",
+        stream=STREAM_TRADING,
+        events=_tags(ev.ControlCommand),
+        publishers=["operators", "tradebus mode"],
+        consumers=["risk-gate"],
+        description="Change the trading mode (target); needs an operator.",
+    ),
+    SubjectSpec(
+        pattern="trading.control.stage",
+        stream=STREAM_TRADING,
+        events=_tags(ev.ControlCommand),
+        publishers=["operators", "tradebus stage"],
+        consumers=["risk-gate"],
+        description="Step the progressive-risk stage up or down (target); needs an operator.",
+    ),
+    SubjectSpec(
+        pattern="trading.risk.mode",
+        stream=STREAM_TRADING,
+        events=_tags(ev.ModeChanged, ev.ModeChangeRefused),
+        publishers=["risk-gate"],
+        consumers=["users"],
+        description="Mode transitions and refusals (with the failed criteria).",
+    ),
+    SubjectSpec(
+        pattern="trading.risk.stage",
+        stream=STREAM_TRADING,
+        events=_tags(ev.RiskStageChanged),
+        publishers=["risk-gate"],
+        consumers=["signal", "users"],
+        description="Progressive-risk stage changes.",
     ),
     SubjectSpec(
         pattern="trading.risk.state",

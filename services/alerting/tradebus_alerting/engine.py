@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from tradebus_common.config import AlertingConfig
@@ -119,8 +119,11 @@ class AlertEngine:
         for state in list(self.dedup.values()):
             if summary_due(state, now, self.cfg.dedup_window_s):
                 await self._summarise(state, now)
+        horizon = now - timedelta(days=self.cfg.state_ttl_days)
         for record in list(self.records.values()):
-            if escalation_due(record, now, self.cfg):
+            if record.sent_at < horizon:  # KV has expired it too (the bucket's TTL)
+                del self.records[record.alert.id]
+            elif escalation_due(record, now, self.cfg):
                 await self._escalate(record)
 
     async def _summarise(self, state: DedupState, now: datetime) -> None:

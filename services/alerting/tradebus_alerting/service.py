@@ -11,7 +11,7 @@ from functools import partial
 from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
 
 from tradebus_common import subjects
-from tradebus_common.bus import Subscription, typed_decoder
+from tradebus_common.bus import Subscription, raise_if_cancelling, typed_decoder
 from tradebus_common.codec import decode
 from tradebus_common.errors import PermanentError
 from tradebus_common.events import Alert, Event, Heartbeat, VenueLatencyObserved, utcnow
@@ -50,12 +50,22 @@ async def read_pending(ctx: ServiceContext) -> dict[str, int]:
     return {i.name: i.num_pending or 0 for i in infos}
 
 
+def open_heartbeat_losses(engine: AlertEngine) -> dict[str, str]:
+    prefix = "heartbeat:"
+    return {
+        key.removeprefix(prefix): state.alert_id
+        for key, state in engine.dedup.items()
+        if key.startswith(prefix)
+    }
+
+
 async def every(interval_s: float, what: str, step: Callable[[], Awaitable[None]]) -> None:
     """Run `step` forever; an error is logged and the next round goes on."""
     while True:
         try:
             await step()
         except Exception as e:
+            raise_if_cancelling()
             log.warning("alerting %s failed", what, extra={"error": repr(e)})
         await asyncio.sleep(interval_s)
 
@@ -68,6 +78,8 @@ async def build(ctx: ServiceContext) -> None:
     engine = AlertEngine(cfg, store, dispatcher, ctx.bus.publish)
     await engine.load()
     heartbeats = HeartbeatMonitor(cfg.heartbeat_timeout_s)
+    # Losses still open from before a restart: their recovery must still resolve the page.
+    heartbeats.missing = open_heartbeat_losses(engine)
     lag = LagMonitor(cfg.lag_threshold_msgs, cfg.dedup_window_s)
     latency = LatencyMonitor(
         cfg.latency_window_s, cfg.latency_min_samples, cfg.latency_p99_threshold_ms

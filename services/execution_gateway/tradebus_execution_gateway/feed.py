@@ -7,7 +7,7 @@ import logging
 import random
 from decimal import Decimal
 
-from tradebus_common.bus import Bus
+from tradebus_common.bus import Bus, raise_if_cancelling
 from tradebus_common.config import FeedConfig
 from tradebus_common.events import MarketTick
 from tradebus_common.runtime import ServiceContext, ServiceSpec
@@ -51,6 +51,7 @@ async def build(ctx: ServiceContext) -> None:
             try:
                 await publish_ticks(ctx.bus, config.venue, walk.step())
             except Exception as e:  # a missed tick is fine; the next one follows
+                raise_if_cancelling()
                 log.warning("tick publish failed", extra={"error": repr(e)})
             await asyncio.sleep(config.interval_ms / 1000)
 

@@ -10,7 +10,7 @@ import asyncpg
 
 from .accounting import Holding, Valuation
 from .projection import Position
-from .stats import Trade
+from .stats import Execution, Trade
 
 
 async def holdings(conn: asyncpg.Connection) -> list[Holding]:
@@ -127,3 +127,25 @@ async def fills(
 
 async def fill_count(conn: asyncpg.Connection) -> int:
     return await conn.fetchval("SELECT count(*) FROM fills")
+
+
+async def executions(
+    conn: asyncpg.Connection,
+    strategy: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, list[Execution]]:
+    rows = await conn.fetch(
+        "SELECT strategy, side, quantity, price, arrival_price FROM fills "
+        "WHERE arrival_price IS NOT NULL AND ($1::text IS NULL OR strategy=$1) "
+        "AND ($2::timestamptz IS NULL OR event_ts>=$2) AND ($3::timestamptz IS NULL OR event_ts<$3)",
+        strategy,
+        since,
+        until,
+    )
+    out: dict[str, list[Execution]] = {}
+    for r in rows:
+        out.setdefault(r["strategy"], []).append(
+            Execution(r["side"], r["quantity"], r["price"], r["arrival_price"])
+        )
+    return out

@@ -18,7 +18,7 @@ from tradebus_common import subjects
 
 from . import queries
 from .equity import EquityBook, run_metrics
-from .stats import compute
+from .stats import avg_slippage_bps, compute
 
 log = logging.getLogger("tradebus.position_ledger.query")
 QUEUE = "position-ledger"
@@ -94,11 +94,15 @@ class QueryApi:
         async with self.pool.acquire() as conn:
             trades = await queries.closed_trades(conn, req.strategy, req.since, req.until)
             names = await queries.strategies(conn)
+            execs = await queries.executions(conn, req.strategy, req.since, req.until)
         upnl: dict[str, Decimal] = {}
         for p in (p for s in snaps for p in s.positions):
             upnl[p.strategy] = upnl.get(p.strategy, Decimal(0)) + p.unrealized_pnl
         wanted = [req.strategy] if req.strategy else sorted(set(names) | set(trades))
-        return [compute(n, trades.get(n, []), upnl.get(n, Decimal(0))) for n in wanted]
+        out = [compute(n, trades.get(n, []), upnl.get(n, Decimal(0))) for n in wanted]
+        for st in out:
+            st.avg_slippage_bps = avg_slippage_bps(execs.get(st.strategy, []))
+        return out
 
     async def fills(self, req: Request) -> Any:
         async with self.pool.acquire() as conn:

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 import asyncpg
 
 from tradebus_common import subjects
-from tradebus_common.bus import BatchItem, Subscription, current_delivery, typed_decoder
+from tradebus_common.bus import (
+    BatchItem,
+    Subscription,
+    current_delivery,
+    raise_if_cancelling,
+    typed_decoder,
+)
 from tradebus_common.db import create_pool
 from tradebus_common.events import (
     Alert,
@@ -158,6 +164,7 @@ async def _publish_snapshots(ctx: ServiceContext, book: EquityBook) -> None:
             for snap in await book.due_snapshots():
                 await ctx.bus.publish(snap)
         except Exception as e:  # the database or NATS is away: try again on the next beat
+            raise_if_cancelling()
             log.warning("ledger snapshot failed", extra={"error": repr(e)})
         await asyncio.sleep(SNAPSHOT_POLL_S)
 

@@ -39,6 +39,7 @@ class Stats(msgspec.Struct, kw_only=True):
     unrealized_pnl: Decimal = ZERO
     gross_profit: Decimal = ZERO
     gross_loss: Decimal = ZERO
+    avg_slippage_bps: Decimal | None = None  # quantity-weighted; positive = worse than arrival
 
 
 def compute(strategy: str, trades: Sequence[Trade], unrealized: Decimal = ZERO) -> Stats:
@@ -94,3 +95,26 @@ def max_drawdown(pnl: Sequence[Decimal]) -> Decimal:
         peak = max(peak, equity)
         worst = max(worst, peak - equity)
     return worst
+
+
+@dataclass(frozen=True)
+class Execution:
+    side: str  # buy | sell
+    quantity: Decimal
+    price: Decimal
+    arrival_price: Decimal
+
+
+def slippage_bps(e: Execution) -> Decimal:
+    """Against the arrival price, signed so that a cost is positive: paying up on a buy,
+    selling below on a sell."""
+    sign = 1 if e.side == "buy" else -1
+    return (e.price - e.arrival_price) / e.arrival_price * 10_000 * sign
+
+
+def avg_slippage_bps(executions: Sequence[Execution]) -> Decimal | None:
+    usable = [e for e in executions if e.arrival_price > 0]
+    total = sum((e.quantity for e in usable), ZERO)
+    if not total:
+        return None
+    return sum((slippage_bps(e) * e.quantity for e in usable), ZERO) / total

@@ -29,15 +29,21 @@ from tradebus_common.events import (
     OrderCanceled,
     OrderExpired,
     OrderRejected,
+    OrderSubmitted,
+    PositionChanged,
     ReconReport,
     Severity,
     TradingState,
+    VenueLatencyObserved,
 )
+from tradebus_common.ids import derive_id
 
 from .handlers import cancel_all, state_alert, transition
+from .modes import ModeHandler, mode_alert
 from .orders import OpenOrderBook
+from .protections import Protections
 from .scopes import GLOBAL
-from .state import BreakerStore, BreakerTrip, TradingStateStore
+from .state import BreakerStore, BreakerTrip, TradingStateStore, heartbeat_breaker
 
 log = logging.getLogger("tradebus.risk_gate.breakers")
 WallClock = Callable[[], float]
@@ -84,11 +90,13 @@ class Breakers:
         cfg: BreakerConfig,
         store: TradingStateStore,
         trips: BreakerStore,
+        stages: ModeHandler | None = None,
         wall: WallClock = time.time,
     ) -> None:
         self.cfg = cfg
         self.store = store
         self.trips = trips
+        self.stages = stages
         self.wall = wall
 
     async def trip(self, name: str, reason: str, cause_id: str, replay: bool = True) -> list[Event]:
@@ -122,10 +130,25 @@ class Breakers:
             state_alert(cause_id, events[0], Severity.CRITICAL, AlertCode.BREAKER_TRIPPED)
         )
         events.append(cancel_all(cause_id, events[0], flatten=False))
-        return events
+        return events + await self._step_down(name, cause_id)
 
-    async def auto_resume(self) -> list[Event]:
-        """After the cooldown, and only if configured and the halt is still the breaker's own."""
+    async def _step_down(self, name: str, cause_id: str) -> list[Event]:
+        """R9: a tripped breaker lowers the risk stage by one."""
+        current = await self.stages.modes.stage() if self.stages else None
+        if self.stages is None or current is None:
+            return []
+        if current.id == derive_id(cause_id, "stage"):  # a replay: already stepped down
+            return [current, mode_alert(current)]
+        if current.stage == 0:
+            return []
+        changed = await self.stages.set_stage(
+            cause_id, current.stage - 1, f"breaker {name} tripped", BREAKER_OPERATOR + name
+        )
+        return [*changed, *(mode_alert(e) for e in changed)]
+
+    async def auto_resume(self, still_failing: frozenset[str] = frozenset()) -> list[Event]:
+        """After the cooldown, and only if configured, the halt is still the breaker's own and
+        its cause is gone."""
         if not self.cfg.auto_resume:
             return []
         state = await self.store.current(GLOBAL)
@@ -133,7 +156,7 @@ class Breakers:
             return []
         name = state.operator.removeprefix(BREAKER_OPERATOR)
         trip = await self.trips.get(name) if state.operator.startswith(BREAKER_OPERATOR) else None
-        if trip is None or self.wall() < trip.cooldown_until_s:
+        if trip is None or self.wall() < trip.cooldown_until_s or name in still_failing:
             return []
         await self.trips.clear(name)
         cause = f"auto-resume:{trip.cause_id}"
@@ -153,15 +176,20 @@ class Breakers:
 class MonitorHandler:
     """Handler of the `risk-gate-monitor` durable: breakers and the open-order book."""
 
-    def __init__(self, breakers: Breakers, book: OpenOrderBook) -> None:
+    def __init__(self, breakers: Breakers, book: OpenOrderBook, protections: Protections) -> None:
         self.breakers = breakers
         self.book = book
+        self.protections = protections
         self.cfg = breakers.cfg
         self.consecutive_rejects = 0
+        self.latency = LatencyTracker(self.cfg)
 
-    async def _trip(self, name: str, reason: str, event: Event) -> list[Event]:
+    def _fresh(self, event: Event) -> bool:
         # A new monitor consumer replays history: old facts update the book but trip nothing.
-        if self.breakers.wall() - event.ts.timestamp() > self.cfg.max_event_age_s:
+        return self.breakers.wall() - event.ts.timestamp() <= self.cfg.max_event_age_s
+
+    async def _trip(self, name: str, reason: str | None, event: Event) -> list[Event]:
+        if reason is None or not self._fresh(event):
             return []
         return await self.breakers.trip(name, reason, event.id)
 
@@ -174,18 +202,27 @@ class MonitorHandler:
                 return await self._rejected(event)
             case OrderCanceled() | OrderExpired():
                 await self.book.close(event.client_order_id)
+            case OrderSubmitted():
+                self.latency.submitted(event)
             case OrderAccepted():
                 self.consecutive_rejects = 0
+                return await self._trip("venue_latency", self.latency.accepted(event), event)
+            case VenueLatencyObserved():
+                return await self._trip("venue_latency", self.latency.observed(event), event)
+            case PositionChanged():
+                if self._fresh(event):
+                    return await self.protections.on_position(event)
+                await self.protections.remember(event)
             case Fill():
                 self.consecutive_rejects = 0
                 await self.book.fill(event.client_order_id, event.id, event.quantity)
             case ReconReport():
-                reason = recon_tripped(event, self.cfg)
-                if reason:
-                    return await self._trip("recon_drift", reason, event)
+                return await self._trip("recon_drift", recon_tripped(event, self.cfg), event)
         return []
 
     async def _snapshot(self, snapshot: LedgerSnapshot) -> list[Event]:
+        if self.breakers.stages is not None:
+            await self.breakers.stages.modes.observe(snapshot)
         for name, rule in (("daily_loss", daily_loss_tripped), ("drawdown", drawdown_tripped)):
             reason = rule(snapshot, self.cfg)
             if reason:
@@ -199,6 +236,42 @@ class MonitorHandler:
             reason = f"{self.consecutive_rejects} consecutive rejects (last: {event.reason.value})"
             return await self._trip("consecutive_rejects", reason, event)
         return []
+
+
+class LatencyTracker:
+    """Venue round trips from order events (submitted -> accepted) or the gateway's own
+    VenueLatencyObserved: N slow ones in a row trip the breaker."""
+
+    MAX_TRACKED = 10_000
+
+    def __init__(self, cfg: BreakerConfig) -> None:
+        self.cfg = cfg
+        self.sent: dict[str, float] = {}
+        self.slow_in_a_row = 0
+
+    def submitted(self, event: OrderSubmitted) -> None:
+        if len(self.sent) >= self.MAX_TRACKED:  # accepts that never come must not leak
+            self.sent.pop(next(iter(self.sent)))
+        self.sent[event.client_order_id] = event.ts.timestamp()
+
+    def accepted(self, event: OrderAccepted) -> str | None:
+        sent = self.sent.pop(event.client_order_id, None)
+        if sent is None:
+            return None
+        return self._observe(event.venue, round((event.ts.timestamp() - sent) * 1000))
+
+    def observed(self, event: VenueLatencyObserved) -> str | None:
+        return self._observe(event.venue, event.latency_ms)
+
+    def _observe(self, venue: str, latency_ms: int) -> str | None:
+        n = self.cfg.venue_latency_consecutive
+        if not n:
+            return None
+        slow = latency_ms > self.cfg.venue_latency_ms
+        self.slow_in_a_row = self.slow_in_a_row + 1 if slow else 0
+        if self.slow_in_a_row >= n:
+            return f"{n} venue round trips over {self.cfg.venue_latency_ms} ms ({venue}: {latency_ms} ms)"
+        return None
 
 
 # --- the timer: heartbeats and auto-resume ----------------------------------------------
@@ -222,20 +295,24 @@ class HeartbeatWatch:
 
     async def iterate(self) -> list[Event]:
         events: list[Event] = []
+        lost: set[str] = set()
         if self.cfg.heartbeat_services:
             health = await self.bus.kv(subjects.BUCKET_HEALTH)
             for service in self.cfg.heartbeat_services:
-                events += await self._check(health, service)
-        return events + await self.breakers.auto_resume()
+                newest = await newest_heartbeat(health, service)
+                if heartbeat_lost(
+                    newest, self.started_s, self.wall(), self.cfg.heartbeat_timeout_s
+                ):
+                    lost.add(heartbeat_breaker(service))
+                    events += await self._trip(service, newest)
+        # A breaker whose cause persists (a service still silent) does not auto-resume.
+        return events + await self.breakers.auto_resume(still_failing=frozenset(lost))
 
-    async def _check(self, health: KeyValue, service: str) -> list[Event]:
-        newest = await newest_heartbeat(health, service)
-        if not heartbeat_lost(newest, self.started_s, self.wall(), self.cfg.heartbeat_timeout_s):
-            return []
+    async def _trip(self, service: str, newest: float | None) -> list[Event]:
         seen = f"{newest:.3f}" if newest is not None else "never"
         reason = f"no heartbeat from {service} for over {self.cfg.heartbeat_timeout_s}s"
         return await self.breakers.trip(
-            f"heartbeat_{subjects.token(service)}",
+            heartbeat_breaker(service),
             reason,
             f"hb:{service}:{seen}:{self.wall():.0f}",
             replay=False,

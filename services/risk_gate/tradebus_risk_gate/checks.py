@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from tradebus_common.events import DenyReason, OrderIntent, TradingState
 
+from .protections import DENY_REASON
 from .view import Denial, RiskView, before_after, increases_risk, shrinks_position
 
 Check = Callable[[OrderIntent, RiskView], Denial | None]
@@ -291,6 +292,37 @@ def check_drawdown(intent: OrderIntent, view: RiskView) -> Denial | None:
     )
 
 
+def check_stage_exposure(intent: OrderIntent, view: RiskView) -> Denial | None:
+    """R9: gross exposure after this order within the current stage's cap (% of equity)."""
+    cap = view.stage_exposure_pct
+    if cap is None or not increases_risk(intent, view):
+        return None
+    if view.snapshot is None:
+        return _ledger_missing("risk.stages.enforce_exposure")
+    equity = view.snapshot.equity
+    if equity <= 0:
+        return Denial(DenyReason.STAGE_EXPOSURE, f"equity is {equity}: no room for exposure")
+    pct = gross_after(intent, view) / equity * 100
+    return _over(DenyReason.STAGE_EXPOSURE, "gross exposure % of equity (stage cap)", pct, cap)
+
+
+# --- protections (R6) ------------------------------------------------------------------
+
+
+def check_protection_locks(intent: OrderIntent, view: RiskView) -> Denial | None:
+    """A lock stops entries (risk-increasing orders) until it expires; exits still pass."""
+    if not increases_risk(intent, view):
+        return None
+    for lock in view.locks:
+        if lock.active(view.now_s):
+            left = Decimal(str(round(lock.until_s - view.now_s, 1)))
+            return Denial(
+                DENY_REASON[lock.kind],
+                f"entries locked ({lock.kind.value}, {lock.target}) for {left}s: {lock.reason}",
+            )
+    return None
+
+
 CHECKS: tuple[Check, ...] = (
     check_trading_state,
     check_market_price,
@@ -310,6 +342,8 @@ CHECKS: tuple[Check, ...] = (
     check_buying_power,
     check_daily_loss,
     check_drawdown,
+    check_stage_exposure,
+    check_protection_locks,
 )
 
 

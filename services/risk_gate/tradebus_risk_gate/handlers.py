@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from decimal import Decimal
 
+import msgspec
 from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
@@ -20,12 +22,14 @@ from tradebus_common.events import (
     AlertCode,
     ControlAction,
     ControlCommand,
+    DenyReason,
     Event,
     LedgerSnapshot,
     OrderApproved,
     OrderDenied,
     OrderIntent,
     Severity,
+    TradingMode,
     TradingState,
     TradingStateChanged,
 )
@@ -33,9 +37,11 @@ from tradebus_common.ids import client_order_id, derive_id
 
 from .checks import first_denial, order_price
 from .limits import LimitResolver, venue_rules
+from .modes import ModeHandler, ModeStore, mode_alert
 from .orders import OpenOrderBook
+from .protections import ProtectionStore
 from .scopes import GLOBAL, Scope, parse_scope, scopes_for
-from .state import BreakerStore, StateUnreadable, TradingStateStore
+from .state import BreakerStore, StateUnreadable, TradingStateStore, breaker_names
 from .throttle import RateWindow
 from .view import Denial, RiskView
 
@@ -50,10 +56,21 @@ def outcome_key(intent_id: str) -> str:
     return "intent." + derive_id(intent_id, "outcome")
 
 
+class OutcomeRecord(msgspec.Struct, kw_only=True):
+    """Written ahead of publishing: a redelivered intent republishes this very outcome (never
+    a re-evaluated, possibly different one); `published` stops it once the stream has it."""
+
+    published: bool = False
+    outcome: OrderApproved | OrderDenied
+
+
+_record_dec = msgspec.json.Decoder(OutcomeRecord)
+
+
 class IntentHandler:
-    """One outcome per intent id, ever: the outcome's id is derived from the intent id alone
-    (approved or denied alike), so JetStream drops a second one inside the duplicate window,
-    and the `dedup` KV marker stops a redelivery after it. Publish, then mark."""
+    """One outcome per intent id, ever. The outcome is recorded in KV `dedup` before it is
+    published and marked published after; its id derives from the intent id alone (approved or
+    denied alike), so a republish after a crash is deduplicated by JetStream."""
 
     def __init__(
         self,
@@ -63,6 +80,8 @@ class IntentHandler:
         book: OpenOrderBook,
         seen: KeyValue,
         rate: RateWindow,
+        protections: ProtectionStore,
+        modes: ModeStore,
         wall: WallClock = time.time,
     ) -> None:
         self.config = config
@@ -71,31 +90,51 @@ class IntentHandler:
         self.book = book
         self.seen = seen
         self.rate = rate
+        self.protections = protections
+        self.modes = modes
         self.wall = wall
         self.limits = LimitResolver(config.risk)
 
     async def __call__(self, intent: OrderIntent) -> list[Event]:
-        if await self._outcome_seen(intent.id):
+        record = await self._recorded(intent.id)
+        if record is not None and record.published:
             log.info("duplicate intent ignored", extra={"intent_id": intent.id})
             return []
-        view = await self.view(intent)
-        denial = first_denial(intent, view)
-        outcome = self._approve(intent) if denial is None else self._deny(intent, denial)
-        outcome.causation_id = intent.id
-        outcome.correlation_id = intent.correlation_id or intent.id
-        if isinstance(outcome, OrderApproved):
-            await self.book.add(outcome, order_price(intent, view) or 0)
-            self.rate.record(intent.strategy)
-        await self.bus.publish(outcome)
-        await self.seen.put(outcome_key(intent.id), outcome.id.encode())
+        if record is None:
+            record = OutcomeRecord(outcome=await self._decide(intent))
+            await self.seen.put(outcome_key(intent.id), msgspec.json.encode(record))
+        await self._publish(record)
         return []
 
-    async def _outcome_seen(self, intent_id: str) -> bool:
+    async def _decide(self, intent: OrderIntent) -> OrderApproved | OrderDenied:
+        view = await self.view(intent)
+        denial = first_denial(intent, view)
+        if denial is not None:
+            outcome: OrderApproved | OrderDenied = self._deny(intent, denial)
+        else:
+            outcome = self._approve(intent, order_price(intent, view))
+            self.rate.record(intent.strategy)
+        outcome.causation_id = intent.id
+        outcome.correlation_id = intent.correlation_id or intent.id
+        return outcome
+
+    async def _publish(self, record: OutcomeRecord) -> None:
+        outcome = record.outcome
+        if isinstance(outcome, OrderApproved):  # idempotent: keyed by client order id
+            await self.book.add(outcome, outcome.reference_price or Decimal(0))
+        await self.bus.publish(outcome)
+        record.published = True
+        await self.seen.put(outcome_key(outcome.intent_id), msgspec.json.encode(record))
+
+    async def _recorded(self, intent_id: str) -> OutcomeRecord | None:
         try:
-            await self.seen.get(outcome_key(intent_id))
-            return True
+            entry = await self.seen.get(outcome_key(intent_id))
         except KeyNotFoundError:
-            return False
+            return None
+        try:
+            return _record_dec.decode(entry.value or b"")
+        except msgspec.DecodeError:  # an older marker (the bare outcome id): published
+            return OutcomeRecord(published=True, outcome=_placeholder(intent_id))
 
     async def view(self, intent: OrderIntent) -> RiskView:
         try:
@@ -120,9 +159,19 @@ class IntentHandler:
             recent_orders_strategy=mine,
             recent_orders_total=total,
             rules=venue_rules(limits, intent.venue, intent.symbol),
+            locks=await self.protections.locks_for(intent.symbol),
+            now_s=self.wall(),
+            stage_exposure_pct=await self._stage_cap(),
         )
 
-    def _approve(self, intent: OrderIntent) -> OrderApproved:
+    async def _stage_cap(self) -> Decimal | None:
+        stages = self.config.risk.stages
+        if not stages.enforce_exposure:
+            return None
+        current = await self.modes.stage()
+        return stages.max_exposure_pct[current.stage if current else 0]
+
+    def _approve(self, intent: OrderIntent, price: Decimal | None) -> OrderApproved:
         return OrderApproved(
             id=derive_id(intent.id, "outcome"),
             intent_id=intent.id,
@@ -134,6 +183,7 @@ class IntentHandler:
             order_type=intent.order_type,
             limit_price=intent.limit_price,
             client_order_id=client_order_id(intent.id, 0),
+            reference_price=price,
         )
 
     def _deny(self, intent: OrderIntent, denial: Denial) -> OrderDenied:
@@ -151,6 +201,12 @@ class IntentHandler:
             check=denial.check,
             breach_pct=denial.breach_pct,
         )
+
+
+def _placeholder(intent_id: str) -> OrderDenied:
+    return OrderDenied(
+        intent_id=intent_id, strategy="", venue="", symbol="", reason=DenyReason.DUPLICATE_INTENT
+    )
 
 
 async def latest_snapshot(bus: Bus, account: str) -> LedgerSnapshot | None:
@@ -179,12 +235,25 @@ _TARGET = {
 
 
 class ControlHandler:
-    def __init__(self, config: Config, store: TradingStateStore, breakers: BreakerStore) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: TradingStateStore,
+        breakers: BreakerStore,
+        modes: ModeHandler,
+    ) -> None:
         self.config = config
         self.store = store
         self.breakers = breakers
+        self.modes = modes
 
     async def __call__(self, cmd: ControlCommand) -> list[Event]:
+        if cmd.action is ControlAction.MODE:
+            return await self._mode(cmd)
+        if cmd.action is ControlAction.STAGE:
+            _require_operator(cmd)
+            events = await self.modes.step(cmd)
+            return [*events, *(mode_alert(e) for e in events)]
         if cmd.action not in _TARGET:
             raise PermanentError(
                 f"risk-gate does not handle {cmd.action}", ErrorCode.INVALID_COMMAND
@@ -200,7 +269,25 @@ class ControlHandler:
         if cmd.action is ControlAction.HALT:
             events.append(cancel_all(cmd.id, events[0], cmd.flatten))
         if cmd.action is ControlAction.RESUME and scope == GLOBAL:
-            await self.breakers.clear_all()
+            await self.breakers.clear_all(breaker_names(self.config.risk.breakers))
+        return events
+
+    async def _mode(self, cmd: ControlCommand) -> list[Event]:
+        """R8. An emergency stop needs no operator (like a halt) and halts globally, flattening."""
+        if cmd.target.strip() != TradingMode.EMERGENCY_STOP.value:
+            _require_operator(cmd)
+        events, halt = await self.modes.change_mode(cmd)
+        events += [mode_alert(e) for e in events]
+        if halt:
+            reason = f"emergency stop: {cmd.reason}" if cmd.reason else "emergency stop"
+            change = await transition(
+                self.store, cmd.id, GLOBAL, TradingState.HALTED, reason, cmd.operator, cmd.action
+            )
+            events += change
+            events.append(
+                state_alert(cmd.id, change[0], Severity.CRITICAL, AlertCode.TRADING_HALTED)
+            )
+            events.append(cancel_all(cmd.id, change[0], flatten=True))
         return events
 
     def _scope(self, cmd: ControlCommand) -> Scope:
@@ -228,7 +315,10 @@ async def transition(
 ) -> list[Event]:
     """Latch the new state of one scope (durable before anyone is told) and return the
     TradingStateChanged. Its id derives from the cause, so a redelivery republishes the same."""
-    previous = await store.current(scope)
+    try:
+        previous = await store.current(scope)
+    except PermanentError:  # an unreadable latch must not block a halt: it is overwritten
+        previous = None
     action_name = getattr(action, "value", action)
     change = TradingStateChanged(
         id=derive_id(cause_id, "state"),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -8,6 +9,7 @@ from tradebus_common import subjects
 from tradebus_common.bus import Subscription, ensure_kv
 from tradebus_common.codec import decode
 from tradebus_common.control import control_decoder
+from tradebus_common.errors import PermanentError
 from tradebus_common.events import (
     AnyEvent,
     Fill,
@@ -17,22 +19,37 @@ from tradebus_common.events import (
     OrderExpired,
     OrderIntent,
     OrderRejected,
+    OrderSubmitted,
+    PositionChanged,
     ReconReport,
+    VenueLatencyObserved,
 )
 from tradebus_common.runtime import ServiceContext, ServiceSpec
 
 from .breakers import Breakers, HeartbeatWatch, MonitorHandler
 from .handlers import ControlHandler, IntentHandler
+from .modes import ModeHandler, ModeStore
 from .orders import OpenOrderBook
+from .protections import Protections, ProtectionStore
 from .state import BreakerStore, TradingStateStore
 from .throttle import RateWindow
 
-CONTROL_SUBJECTS = [subjects.CONTROL_HALT, subjects.CONTROL_RESUME, subjects.CONTROL_REDUCE]
+log = logging.getLogger("tradebus.risk_gate")
+
+CONTROL_SUBJECTS = [
+    subjects.CONTROL_HALT,
+    subjects.CONTROL_RESUME,
+    subjects.CONTROL_REDUCE,
+    subjects.CONTROL_MODE,
+    subjects.CONTROL_STAGE,
+]
 MONITOR_SUBJECTS = [
     subjects.LEDGER_SNAPSHOT_ALL,
     subjects.ORDER_EVENT_ALL,
     subjects.FILL_ALL,
     subjects.RECON_REPORT,
+    subjects.POSITION_ALL,
+    subjects.VENUE_LATENCY_ALL,
 ]
 _MONITORED = (
     LedgerSnapshot,
@@ -40,8 +57,11 @@ _MONITORED = (
     OrderCanceled,
     OrderExpired,
     OrderAccepted,
+    OrderSubmitted,
     Fill,
     ReconReport,
+    PositionChanged,
+    VenueLatencyObserved,
 )
 
 
@@ -52,7 +72,13 @@ def decode_message(msg: Msg) -> Any:
 
 
 def decode_monitored(msg: Msg) -> Any:
-    event = decode(msg.data, AnyEvent)
+    try:
+        event = decode(msg.data, AnyEvent)
+    except PermanentError as e:
+        # Not the gate's input to judge: the subject's own consumer dead-letters it. Logged,
+        # acked, and still in the stream.
+        log.warning("unreadable monitored event", extra={"subject": msg.subject, "error": str(e)})
+        return None
     return event if isinstance(event, _MONITORED) else None  # others: ack, nothing to do
 
 
@@ -66,6 +92,10 @@ async def build(ctx: ServiceContext) -> None:
     book = OpenOrderBook(await ensure_kv(ctx.bus.js, subjects.BUCKET_RISK_ORDERS, history=1))
     await book.load()
     trips = BreakerStore(control_kv)
+    modes = ModeStore(control_kv)
+    locks = ProtectionStore(
+        await ensure_kv(ctx.bus.js, subjects.BUCKET_RISK_PROTECTIONS, history=1)
+    )
     risk = ctx.config.risk
     intents = IntentHandler(
         ctx.config,
@@ -74,9 +104,12 @@ async def build(ctx: ServiceContext) -> None:
         book,
         await ctx.bus.kv(subjects.BUCKET_DEDUP),
         RateWindow(risk.rate_window_s),
+        locks,
+        modes,
     )
-    control = ControlHandler(ctx.config, store, trips)
-    breakers = Breakers(risk.breakers, store, trips)
+    stages = ModeHandler(modes, risk.modes, risk.stages)
+    control = ControlHandler(ctx.config, store, trips, stages)
+    breakers = Breakers(risk.breakers, store, trips, stages)
 
     async def handle(event: Any) -> Any:
         return await (intents(event) if isinstance(event, OrderIntent) else control(event))
@@ -94,7 +127,7 @@ async def build(ctx: ServiceContext) -> None:
             durable="risk-gate-monitor",
             filter_subjects=MONITOR_SUBJECTS,
             decoder=decode_monitored,
-            handler=MonitorHandler(breakers, book),
+            handler=MonitorHandler(breakers, book, Protections(risk.protections, locks, modes)),
         )
     )
     ctx.tasks.append(HeartbeatWatch(ctx.bus, breakers).run)

@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from tradebus_common import subjects
 from tradebus_common.codec import decode, encode
+from tradebus_common.config import BreakerConfig
+from tradebus_common.errors import PermanentError, TransientError
 from tradebus_common.events import TradingState, TradingStateChanged
 
 from .scopes import GLOBAL, Scope
@@ -37,8 +40,10 @@ class TradingStateStore:
         at first start); a missing narrower scope means ACTIVE there."""
         try:
             found = await asyncio.gather(*(self.current(s) for s in scopes))
-        except Exception as e:  # timeouts, a reconnecting client: fail closed
-            raise StateUnreadable(repr(e)) from e
+        except PermanentError as e:  # a value that is not a state: deny (fail closed)
+            raise StateUnreadable(str(e)) from e
+        except Exception as e:  # timeouts, a reconnecting client: retry the intent later
+            raise TransientError(f"trading state read failed: {e!r}") from e
         if found[0] is None:
             raise StateUnreadable("global trading state missing")
         return tuple(s for s in found if s is not None)
@@ -57,6 +62,19 @@ class TradingStateStore:
 
     async def latch(self, change: TradingStateChanged, scope: Scope = GLOBAL) -> None:
         await self.kv.put(scope.key, encode(change))
+
+
+FIXED_BREAKERS = (
+    "daily_loss", "drawdown", "consecutive_rejects", "recon_drift", "venue_latency",
+)  # fmt: skip
+
+
+def heartbeat_breaker(service: str) -> str:
+    return f"heartbeat_{subjects.token(service)}"
+
+
+def breaker_names(cfg: BreakerConfig) -> list[str]:
+    return [*FIXED_BREAKERS, *(heartbeat_breaker(s) for s in cfg.heartbeat_services)]
 
 
 class BreakerTrip(msgspec.Struct, kw_only=True):
@@ -85,16 +103,10 @@ class BreakerStore:
     async def put(self, trip: BreakerTrip) -> None:
         await self.kv.put(f"breaker.{trip.name}", msgspec.json.encode(trip))
 
-    async def names(self) -> list[str]:
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return []
-        return [k.removeprefix("breaker.") for k in keys if k.startswith("breaker.")]
-
-    async def clear_all(self) -> None:
-        """An operator's global resume unlatches every breaker."""
-        for name in await self.names():
+    async def clear_all(self, names: list[str]) -> None:
+        """An operator's global resume unlatches every breaker. Names are passed in rather
+        than listed from the bucket: KV key listing is a watcher and can race writes."""
+        for name in names:
             await self.clear(name)
 
     async def clear(self, name: str) -> None:

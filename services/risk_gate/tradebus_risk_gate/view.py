@@ -16,6 +16,7 @@ from tradebus_common.events import (
 )
 
 from .limits import NO_RULES
+from .protections import Lock
 
 _CENT = Decimal("0.01")
 
@@ -36,6 +37,9 @@ class RiskView:
     recent_orders_strategy: int = 0
     recent_orders_total: int = 0
     rules: VenueSymbolRules = field(default=NO_RULES)
+    locks: tuple[Lock, ...] = ()  # protection locks on this symbol or on all entries
+    now_s: float = 0.0  # wall clock, for lock expiry
+    stage_exposure_pct: Decimal | None = None  # R9 cap, when risk.stages.enforce_exposure
 
     @property
     def state(self) -> TradingStateChanged | None:

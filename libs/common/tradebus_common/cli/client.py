@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -314,7 +315,47 @@ async def _alerts_section(nc: NATS) -> dict[str, Any]:
 
 
 # `tradebus status` sections beyond health, state and lag: name -> async reader(nc).
-STATUS_SECTIONS: dict[str, Callable[[NATS], Any]] = {"alerts": _alerts_section}
+async def _kv_rows(nc: NATS, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    try:
+        kv = await nc.jetstream().key_value(bucket)
+        keys = [k for k in await kv.keys() if k.startswith(prefix)]
+    except Exception:  # no bucket, or NoKeysError: nothing latched
+        return []
+    rows = []
+    for key in keys:
+        with contextlib.suppress(KeyNotFoundError, msgspec.DecodeError):
+            rows.append(msgspec.json.decode((await kv.get(key)).value or b"{}"))
+    return rows
+
+
+async def _locks_section(nc: NATS) -> dict[str, Any]:
+    """risk-gate: active protection locks, latched breakers and non-global scoped states."""
+    now = datetime.now(UTC).timestamp()
+    rows = [
+        _lock_row(r["kind"], r["target"], r["reason"], r["until_s"])
+        for r in await _kv_rows(nc, subjects.BUCKET_RISK_PROTECTIONS, "lock.")
+        if r.get("until_s", 0) > now
+    ]
+    rows += [
+        _lock_row(f"breaker:{r['name']}", "global", r["reason"], r["cooldown_until_s"])
+        for r in await _kv_rows(nc, subjects.BUCKET_CONTROL, "breaker.")
+    ]
+    rows += [
+        _lock_row(f"state:{r['state']}", r["scope"], r["reason"], None)
+        for r in await _kv_rows(nc, subjects.BUCKET_CONTROL, "state.")
+        if r.get("scope", "global") != "global" and r.get("state") != "ACTIVE"
+    ]
+    return {"active": rows}
+
+
+def _lock_row(kind: str, target: str, reason: str, until_s: float | None) -> dict[str, Any]:
+    return {"kind": kind, "target": target, "reason": reason, "until_s": until_s}
+
+
+STATUS_SECTIONS: dict[str, Callable[[NATS], Any]] = {
+    "alerts": _alerts_section,
+    "locks": _locks_section,
+}
 
 
 async def cmd_status(args: Any) -> int:

@@ -100,4 +100,17 @@ def print_alerts(section: dict[str, Any]) -> None:
         )
 
 
-SECTION_PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {"alerts": print_alerts}
+def print_locks(section: dict[str, Any]) -> None:
+    """risk-gate: protection locks, latched breakers and scoped halts/reductions."""
+    rows = section.get("active", [])
+    print(f"locks: {len(rows)}")
+    for r in rows:
+        until = r["until_s"]
+        left = f"{max(until - datetime.now(UTC).timestamp(), 0):.0f}s left" if until else "latched"
+        print(f"  {r['kind']:<28} {r['target']:<22} {left:<12} {r['reason']}")
+
+
+SECTION_PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "alerts": print_alerts,
+    "locks": print_locks,
+}
