@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import asyncpg
+import msgspec
 
 from tradebus_common import events as ev
 from tradebus_common.codec import encode
@@ -145,9 +146,13 @@ async def test_trace_context_and_correlation_flow_from_signal_to_position(stack,
         assert headers["Nats-Msg-Id"]
 
 
-async def test_order_without_market_data_is_rejected_with_a_reason_code(stack, nc):
-    """The gate had a price (a limit order), the venue has none: a coded reject, no fill."""
-    await stack.start("signal", "risk-gate", "execution-gateway")
+async def test_order_without_market_data_is_rejected_with_a_reason_code(stack, nc, config):
+    """A gate told to pass limit orders without a tick: the venue has no price either, so it
+    rejects with a code, and nothing fills."""
+    lenient = msgspec.structs.replace(
+        config, risk=msgspec.structs.replace(config.risk, deny_without_market_data=False)
+    )
+    await stack.start("signal", "risk-gate", "execution-gateway", config=lenient)
     orders = await collect(nc, "trading.order.event.>")
     await publish_raw(
         nc,

@@ -529,3 +529,20 @@ async def test_auto_resume_waits_for_cooldown_and_for_the_cause_to_clear(gate, n
     assert await breakers.auto_resume(frozenset({"heartbeat_x"})) == []  # cause persists
     [resumed, _alert] = await breakers.auto_resume()
     assert resumed.state is ev.TradingState.ACTIVE and resumed.operator == "auto-resume"
+
+
+async def test_halt_cancels_every_resting_paper_order_in_scope(gate, nc):
+    """Emergency stop (R4), end to end with the paper venue: the gateway cancels on the
+    gate's TradingStateChanged."""
+    await gate.start("risk-gate", "execution-gateway")
+    await set_price(nc, "paper", "BTC/USDT", "100")
+    orders = await collect(nc, "trading.order.event.>")
+    for i in range(3):  # limit buys under the market: they rest
+        await publish_event(
+            nc, intent(f"rest-{i}", order_type=ev.OrderType.LIMIT, limit_price=D("95"))
+        )
+    await orders.wait_for(lambda e: isinstance(e, ev.OrderAccepted), count=3)
+    await publish_raw(nc, "trading.control.halt", b"cancel everything")
+    canceled = await orders.wait_for(lambda e: isinstance(e, ev.OrderCanceled), count=3)
+    assert {c.reason for c in canceled} == {ev.CancelReason.HALT}
+    assert {c.client_order_id for c in canceled} == {client_order_id(f"rest-{i}") for i in range(3)}

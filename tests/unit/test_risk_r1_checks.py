@@ -68,12 +68,13 @@ def test_stale_market_data_boundary() -> None:
     assert d.limit == D(30) and d.current == D("30.001")
 
 
-def test_no_tick_at_all_denies_a_market_order_and_by_config_a_limit_order() -> None:
+def test_no_tick_at_all_denies_market_and_limit_orders_unless_configured() -> None:
     no_tick = {"last_price": None, "tick_age_s": None}
     denied(c.check_market_price, intent(), view(**no_tick), DenyReason.NO_MARKET_PRICE)
-    assert c.check_market_price(intent(price="100"), view(**no_tick)) is None
-    strict = RiskConfig(deny_without_market_data=True)
-    d = c.check_market_price(intent(price="100"), view(strict, **no_tick))
+    denied(c.check_market_price, intent(price="100"), view(**no_tick), DenyReason.NO_MARKET_PRICE)
+    lenient = RiskConfig(deny_without_market_data=False)
+    assert c.check_market_price(intent(price="100"), view(lenient, **no_tick)) is None
+    d = c.check_market_price(intent(), view(lenient, **no_tick))
     assert d is not None and d.reason is DenyReason.NO_MARKET_PRICE
 
 

@@ -112,6 +112,7 @@ async def _first_connect(url: str, opts: dict[str, Any]) -> NATS:
         try:
             return await nats.connect(url, **opts)
         except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError) as e:
+            raise_if_cancelling()
             log.warning(
                 "nats not reachable yet, retrying",
                 extra={"server": redact_url(url), "retry_in_s": delay, "error": repr(e)},

@@ -162,7 +162,8 @@ class RiskConfig(_Cfg):
     max_orders_per_window_per_strategy: int = 100
     price_collar_pct: Decimal = Decimal("10")
     stale_market_data_s: float = 30.0
-    deny_without_market_data: bool = False  # True: a limit order with no tick at all is denied
+    # Fail closed: with no tick at all nobody can sanity-check a limit price either.
+    deny_without_market_data: bool = True
     daily_loss_limit: Decimal | None = None
     max_drawdown_pct: Decimal | None = None
     strategies: dict[str, RiskLimitsOverride] = {}

@@ -14,7 +14,7 @@ from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
 from tradebus_common import subjects
-from tradebus_common.bus import Bus
+from tradebus_common.bus import Bus, raise_if_cancelling
 from tradebus_common.codec import decode
 from tradebus_common.config import BreakerConfig
 from tradebus_common.errors import PermanentError
@@ -290,6 +290,7 @@ class HeartbeatWatch:
             try:
                 await self.bus.publish_all(await self.iterate())
             except Exception as e:  # the watch must never die; a missed round is retried
+                raise_if_cancelling()
                 log.warning("breaker watch failed", extra={"error": repr(e)})
             await asyncio.sleep(self.cfg.heartbeat_check_interval_s)
 

@@ -20,8 +20,14 @@ taker_fee_rate = "0.001"
 [strategies.bench]
 enabled = true
 
+# The bench measures the pipeline's capacity, so the gate's own throttles must not be the
+# limit: rates and open orders are lifted; every check still runs on every intent.
 [risk]
 max_notional_per_order = "1000000000"
+max_orders_per_window = 100000000
+max_orders_per_window_per_strategy = 100000000
+max_open_orders = 100000000
+stale_market_data_s = 86400
 
 [feed]
 enabled = false
