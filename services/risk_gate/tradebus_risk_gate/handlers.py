@@ -3,6 +3,7 @@ scoped trading state."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -96,18 +97,18 @@ class IntentHandler:
         self.limits = LimitResolver(config.risk)
 
     async def __call__(self, intent: OrderIntent) -> list[Event]:
-        record = await self._recorded(intent.id)
+        # Every read is a round trip to the server: do them all at once, not one by one.
+        record, view = await asyncio.gather(self._recorded(intent.id), self.view(intent))
         if record is not None and record.published:
             log.info("duplicate intent ignored", extra={"intent_id": intent.id})
             return []
         if record is None:
-            record = OutcomeRecord(outcome=await self._decide(intent))
+            record = OutcomeRecord(outcome=self._decide(intent, view))
             await self.seen.put(outcome_key(intent.id), msgspec.json.encode(record))
         await self._publish(record)
         return []
 
-    async def _decide(self, intent: OrderIntent) -> OrderApproved | OrderDenied:
-        view = await self.view(intent)
+    def _decide(self, intent: OrderIntent, view: RiskView) -> OrderApproved | OrderDenied:
         denial = first_denial(intent, view)
         if denial is not None:
             outcome: OrderApproved | OrderDenied = self._deny(intent, denial)
@@ -121,8 +122,12 @@ class IntentHandler:
     async def _publish(self, record: OutcomeRecord) -> None:
         outcome = record.outcome
         if isinstance(outcome, OrderApproved):  # idempotent: keyed by client order id
-            await self.book.add(outcome, outcome.reference_price or Decimal(0))
-        await self.bus.publish(outcome)
+            await asyncio.gather(
+                self.book.add(outcome, outcome.reference_price or Decimal(0)),
+                self.bus.publish(outcome),
+            )
+        else:
+            await self.bus.publish(outcome)
         record.published = True
         await self.seen.put(outcome_key(outcome.intent_id), msgspec.json.encode(record))
 
@@ -137,14 +142,13 @@ class IntentHandler:
             return OutcomeRecord(published=True, outcome=_placeholder(intent_id))
 
     async def view(self, intent: OrderIntent) -> RiskView:
-        try:
-            states = await self.store.for_scopes(
-                scopes_for(intent.strategy, intent.venue, intent.symbol)
-            )
-        except StateUnreadable as e:
-            log.warning("trading state unreadable: failing closed", extra={"error": str(e)})
-            states = None
-        tick = await self.bus.last_tick(intent.venue, intent.symbol)
+        states, tick, snapshot, locks, stage_cap = await asyncio.gather(
+            self._states(intent),
+            self.bus.last_tick(intent.venue, intent.symbol),
+            latest_snapshot(self.bus, self.config.risk.account),
+            self.protections.locks_for(intent.symbol),
+            self._stage_cap(),
+        )
         mine, total = self.rate.counts(intent.strategy)
         limits = self.limits.for_intent(intent.strategy, intent.symbol)
         return RiskView(
@@ -152,17 +156,26 @@ class IntentHandler:
             states=states,
             last_price=tick.price if tick else None,
             tick_age_s=(self.wall() - tick.ts.timestamp()) if tick else None,
-            snapshot=await latest_snapshot(self.bus, self.config.risk.account),
+            snapshot=snapshot,
             pending_qty=self.book.pending_qty(intent.venue, intent.symbol),
             pending_notional=self.book.pending_notional(),
             open_orders=self.book.count(),
             recent_orders_strategy=mine,
             recent_orders_total=total,
             rules=venue_rules(limits, intent.venue, intent.symbol),
-            locks=await self.protections.locks_for(intent.symbol),
+            locks=locks,
             now_s=self.wall(),
-            stage_exposure_pct=await self._stage_cap(),
+            stage_exposure_pct=stage_cap,
         )
+
+    async def _states(self, intent: OrderIntent) -> tuple[TradingStateChanged, ...] | None:
+        try:
+            return await self.store.for_scopes(
+                scopes_for(intent.strategy, intent.venue, intent.symbol)
+            )
+        except StateUnreadable as e:
+            log.warning("trading state unreadable: failing closed", extra={"error": str(e)})
+            return None
 
     async def _stage_cap(self) -> Decimal | None:
         stages = self.config.risk.stages
