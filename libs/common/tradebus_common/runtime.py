@@ -118,7 +118,7 @@ class ServiceRunner:
             await asyncio.wait(loop_tasks, timeout=drain)
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._await_cancelled(tasks, drain)
         for cleanup in reversed(ctx.cleanups):
             try:
                 await cleanup()
@@ -129,6 +129,19 @@ class ServiceRunner:
         except Exception as e:
             log.warning("nats drain incomplete", extra={"error": repr(e)})
         log.info("service stopped", extra={"service": self.spec.name})
+
+    @staticmethod
+    async def _await_cancelled(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
+        """Wait for cancelled tasks, but never forever: a library that swallows a
+        cancellation must not keep a stopping service alive. Name the culprit instead."""
+        if not tasks:
+            return
+        _, stuck = await asyncio.wait(tasks, timeout=timeout_s)
+        for t in stuck:
+            log.error(
+                "task ignored cancellation; abandoning it",
+                extra={"task": t.get_coro().__qualname__},
+            )  # type: ignore[union-attr]
 
     async def heartbeat(self) -> None:
         assert self.ctx is not None
