@@ -36,8 +36,10 @@ async def _sync_publish(js, n: int) -> dict[str, Figure]:
         t0 = time.perf_counter()
         await js.publish("bench.sync", b'{"i":%d}' % i)
         lat.append((time.perf_counter() - t0) * 1000)
-    return {"publish_p50": Figure("raw publish+ack p50", percentile(lat, 50), "ms"),
-            "publish_p99": Figure("raw publish+ack p99", percentile(lat, 99), "ms")}
+    return {
+        "publish_p50": Figure("raw publish+ack p50", percentile(lat, 50), "ms"),
+        "publish_p99": Figure("raw publish+ack p99", percentile(lat, 99), "ms"),
+    }
 
 
 async def _async_publish(js, n: int) -> Figure:
@@ -45,8 +47,9 @@ async def _async_publish(js, n: int) -> Figure:
     for i in range(n):
         await js.publish_async("bench.async", b'{"i":%d}' % i)
     await js.publish_async_completed()
-    return Figure("raw async publish", n / (time.perf_counter() - t0), "msg/s",
-                  higher_is_better=True)
+    return Figure(
+        "raw async publish", n / (time.perf_counter() - t0), "msg/s", higher_is_better=True
+    )
 
 
 async def _consume_ack(js, n: int) -> Figure:
@@ -74,5 +77,7 @@ async def _request_reply(nc, n: int) -> dict[str, Figure]:
         lat.append((time.perf_counter() - t0) * 1000)
     await sub.unsubscribe()
     await asyncio.sleep(0)
-    return {"rpc_p50": Figure("raw request/reply p50", percentile(lat, 50), "ms"),
-            "rpc_p99": Figure("raw request/reply p99", percentile(lat, 99), "ms")}
+    return {
+        "rpc_p50": Figure("raw request/reply p50", percentile(lat, 50), "ms"),
+        "rpc_p99": Figure("raw request/reply p99", percentile(lat, 99), "ms"),
+    }

@@ -41,8 +41,14 @@ class Figure:
         return self.value >= self.target if self.higher_is_better else self.value <= self.target
 
     def as_dict(self) -> dict[str, object]:
-        return {"name": self.name, "value": round(self.value, 3), "unit": self.unit,
-                "baseline": None if self.baseline is None else round(self.baseline, 3),
-                "baseline_name": self.baseline_name,
-                "ratio": None if self.ratio is None else round(self.ratio, 2),
-                "target": self.target, "met": self.met, "note": self.note}
+        return {
+            "name": self.name,
+            "value": round(self.value, 3),
+            "unit": self.unit,
+            "baseline": None if self.baseline is None else round(self.baseline, 3),
+            "baseline_name": self.baseline_name,
+            "ratio": None if self.ratio is None else round(self.ratio, 2),
+            "target": self.target,
+            "met": self.met,
+            "note": self.note,
+        }

@@ -17,9 +17,13 @@ from ..codec import decode, encode
 from ..errors import PermanentError
 from .figures import Figure, percentile
 
-HOPS = [("signal", "trading.signal.>"), ("intent", "trading.intent.>"),
-        ("decision", "trading.order.approved.>"), ("fill", "trading.fill.>"),
-        ("ledger", "trading.position.>")]
+HOPS = [
+    ("signal", "trading.signal.>"),
+    ("intent", "trading.intent.>"),
+    ("decision", "trading.order.approved.>"),
+    ("fill", "trading.fill.>"),
+    ("ledger", "trading.position.>"),
+]
 
 
 class Arrivals:
@@ -40,6 +44,7 @@ class Arrivals:
             self.seen.setdefault(key, {}).setdefault(stage, now)
             if stage == "ledger":
                 self.changed.set()
+
         return on_msg
 
     def completed(self, ids: list[str]) -> int:
@@ -71,12 +76,21 @@ _SIGNAL = msgspec.json.Encoder()
 
 
 def signal_bytes(sid: str, side: str) -> bytes:
-    return _SIGNAL.encode({"id": sid, "strategy": "bench", "venue": "paper",
-                           "symbol": "BTC/USDT", "side": side, "quantity": "0.001"})
+    return _SIGNAL.encode(
+        {
+            "id": sid,
+            "strategy": "bench",
+            "venue": "paper",
+            "symbol": "BTC/USDT",
+            "side": side,
+            "quantity": "0.001",
+        }
+    )
 
 
-async def publish_paced(nc: NATS, prefix: str, rate: float, seconds: float,
-                        sent_at: dict[str, float]) -> list[str]:
+async def publish_paced(
+    nc: NATS, prefix: str, rate: float, seconds: float, sent_at: dict[str, float]
+) -> list[str]:
     """Publish `rate` signals a second for `seconds`, on a schedule (no coordinated omission:
     latency is measured from the scheduled send time)."""
     js = nc.jetstream()
@@ -89,8 +103,11 @@ async def publish_paced(nc: NATS, prefix: str, rate: float, seconds: float,
         if delay > 0:
             await asyncio.sleep(delay)
         sent_at[sid] = due
-        await js.publish_async("trading.signal.bench", signal_bytes(sid, "buy" if i % 2 else "sell"),
-                               headers={"Nats-Msg-Id": sid})
+        await js.publish_async(
+            "trading.signal.bench",
+            signal_bytes(sid, "buy" if i % 2 else "sell"),
+            headers={"Nats-Msg-Id": sid},
+        )
     await js.publish_async_completed()
     return ids
 
@@ -108,8 +125,11 @@ async def end_to_end(url: str, rate: float, seconds: float) -> dict[str, Figure]
         sent: dict[str, float] = {}
         ids = await publish_paced(nc, "e2e", rate, seconds, sent)
         ok = await arrivals.wait_all(ids, 60)
-        lat = [(arrivals.seen[i]["ledger"] - sent[i]) * 1000 for i in ids
-               if "ledger" in arrivals.seen.get(i, {})]
+        lat = [
+            (arrivals.seen[i]["ledger"] - sent[i]) * 1000
+            for i in ids
+            if "ledger" in arrivals.seen.get(i, {})
+        ]
         figs = {
             "e2e_p50": Figure("signal -> ledger commit p50", percentile(lat, 50), "ms", target=3),
             "e2e_p99": Figure("signal -> ledger commit p99", percentile(lat, 99), "ms", target=15),
@@ -133,8 +153,9 @@ def hop_costs(arrivals: Arrivals, sent: dict[str, float], ids: list[str]) -> dic
             if prev in seen and stage in seen:
                 samples.append((seen[stage] - seen[prev]) * 1000)
         if samples:
-            figs[f"hop_{stage}"] = Figure(f"hop {prev} -> {stage} p50", percentile(samples, 50),
-                                          "ms")
+            figs[f"hop_{stage}"] = Figure(
+                f"hop {prev} -> {stage} p50", percentile(samples, 50), "ms"
+            )
     return figs
 
 
@@ -156,8 +177,14 @@ async def sustained(url: str, rates: list[float], seconds: float) -> Figure:
             best = rate
     finally:
         await nc.close()
-    return Figure("sustained signals (kept up)", best, "signals/s", target=3000,
-                  higher_is_better=True, note="; ".join(tried))
+    return Figure(
+        "sustained signals (kept up)",
+        best,
+        "signals/s",
+        target=3000,
+        higher_is_better=True,
+        note="; ".join(tried),
+    )
 
 
 async def halt_propagation(url: str, rounds: int) -> Figure:
@@ -206,14 +233,28 @@ async def ledger_ingest(url: str, n: int) -> Figure:
         js = nc.jetstream()
         t0 = time.perf_counter()
         for i in range(n):
-            fill = ev.Fill(account="bench-ingest", venue="paper", symbol="ETH/USDT",
-                           strategy="bench", client_order_id=f"c{i}", trade_id=f"ingest-{i}",
-                           side=ev.Side.BUY, quantity=Decimal("0.01"), price=Decimal("3000"))
-            await js.publish_async("trading.fill.paper.ETH-USDT", encode(fill),
-                                   headers={"Nats-Msg-Id": fill.id})
+            fill = ev.Fill(
+                account="bench-ingest",
+                venue="paper",
+                symbol="ETH/USDT",
+                strategy="bench",
+                client_order_id=f"c{i}",
+                trade_id=f"ingest-{i}",
+                side=ev.Side.BUY,
+                quantity=Decimal("0.01"),
+                price=Decimal("3000"),
+            )
+            await js.publish_async(
+                "trading.fill.paper.ETH-USDT", encode(fill), headers={"Nats-Msg-Id": fill.id}
+            )
         await js.publish_async_completed()
         await asyncio.wait_for(done.wait(), 300)
-        return Figure("ledger ingest", n / (time.perf_counter() - t0), "fills/s",
-                      target=10000, higher_is_better=True)
+        return Figure(
+            "ledger ingest",
+            n / (time.perf_counter() - t0),
+            "fills/s",
+            target=10000,
+            higher_is_better=True,
+        )
     finally:
         await nc.close()

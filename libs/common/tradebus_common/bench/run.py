@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import baseline, pipeline
+from . import alerts, baseline, pipeline
 from .figures import Figure
 from .stack import BenchStack, peak_rss_mb
 
@@ -23,10 +23,11 @@ class Plan:
     load_seconds: float
     halt_rounds: int
     ingest_fills: int
+    alerts: int
 
 
-QUICK = Plan(500, 200, 5, [250, 500, 1000, 2000, 3000], 3, 20, 2000)
-FULL = Plan(3000, 200, 30, [250, 500, 1000, 2000, 3000, 4000], 30, 100, 10000)
+QUICK = Plan(500, 200, 5, [250, 500, 1000, 2000, 3000], 3, 20, 2000, 50)
+FULL = Plan(3000, 200, 30, [250, 500, 1000, 2000, 3000, 4000], 30, 100, 10000, 200)
 
 
 def progress(message: str) -> None:
@@ -35,16 +36,22 @@ def progress(message: str) -> None:
 
 async def run(plan: Plan) -> dict[str, Figure]:
     stack = BenchStack.temporary()
+    receiver = alerts.WebhookReceiver()
+    await receiver.start()
+    stack.webhook_url = receiver.url
     progress(f"starting a stack in {stack.root}")
     await stack.start()
     try:
-        return await measure(stack, plan)
+        return await measure(stack, plan, receiver)
     finally:
         progress("stopping the stack")
         await stack.stop()
+        await receiver.stop()
 
 
-async def measure(stack: BenchStack, plan: Plan) -> dict[str, Figure]:
+async def measure(
+    stack: BenchStack, plan: Plan, receiver: alerts.WebhookReceiver
+) -> dict[str, Figure]:
     progress("raw JetStream baseline")
     base = await baseline.measure_baseline(stack.url, plan.baseline_n)
     progress(f"end-to-end latency at {plan.e2e_rate:.0f} signals/s for {plan.e2e_seconds}s")
@@ -53,6 +60,8 @@ async def measure(stack: BenchStack, plan: Plan) -> dict[str, Figure]:
     figs["sustained"] = await pipeline.sustained(stack.url, plan.load_rates, plan.load_seconds)
     progress("halt propagation")
     figs["halt_p99"] = await pipeline.halt_propagation(stack.url, plan.halt_rounds)
+    progress("alert to webhook")
+    figs["alert_p99"] = await alerts.alert_to_sink(stack.url, receiver, plan.alerts, 20)
     progress(f"ledger ingest of {plan.ingest_fills} fills")
     figs["ledger_ingest"] = await pipeline.ledger_ingest(stack.url, plan.ingest_fills)
     for name, pid in stack.pids().items():
@@ -65,8 +74,15 @@ async def measure(stack: BenchStack, plan: Plan) -> dict[str, Figure]:
 
 def attach_baselines(figs: dict[str, Figure], base: dict[str, Figure]) -> None:
     """Each pipeline figure next to the raw operation it is built from."""
-    pairs = {"e2e_p50": "publish_p50", "e2e_p99": "publish_p99", "e2e_p999": "publish_p99",
-             "sustained": "consume_ack", "halt_p99": "publish_p99", "ledger_ingest": "consume_ack"}
+    pairs = {
+        "e2e_p50": "publish_p50",
+        "e2e_p99": "publish_p99",
+        "e2e_p999": "publish_p99",
+        "sustained": "consume_ack",
+        "halt_p99": "publish_p99",
+        "ledger_ingest": "consume_ack",
+        "alert_p99": "publish_p99",
+    }
     pairs.update({k: "rpc_p50" for k in figs if k.startswith("hop_")})
     for key, base_key in pairs.items():
         if key in figs and base_key in base:
@@ -75,24 +91,32 @@ def attach_baselines(figs: dict[str, Figure], base: dict[str, Figure]) -> None:
 
 
 def render(figs: dict[str, Figure]) -> str:
-    rows = [f"{'figure':<34}{'value':>12} {'unit':<10}{'baseline':>10}  {'ratio':>7}  "
-            f"{'target':>8}  result"]
+    rows = [
+        f"{'figure':<34}{'value':>12} {'unit':<10}{'baseline':>10}  {'ratio':>7}  "
+        f"{'target':>8}  result"
+    ]
     for f in figs.values():
         base = f"{f.baseline:.3f}" if f.baseline is not None else "-"
         ratio = f"{f.ratio:.1f}x" if f.ratio is not None else "-"
         target = f"{f.target:g}" if f.target is not None else "-"
         met = {True: "met", False: "MISSED", None: ""}[f.met]
-        rows.append(f"{f.name:<34}{f.value:>12.3f} {f.unit:<10}{base:>10}  {ratio:>7}  "
-                    f"{target:>8}  {met} {f.note}".rstrip())
+        rows.append(
+            f"{f.name:<34}{f.value:>12.3f} {f.unit:<10}{base:>10}  {ratio:>7}  "
+            f"{target:>8}  {met} {f.note}".rstrip()
+        )
     return "\n".join(rows)
 
 
 def report(figs: dict[str, Figure], as_json: bool, elapsed_s: float) -> str:
-    meta: dict[str, Any] = {"python": platform.python_version(), "machine": platform.machine(),
-                            "elapsed_s": round(elapsed_s, 1)}
+    meta: dict[str, Any] = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "elapsed_s": round(elapsed_s, 1),
+    }
     if as_json:
-        return json.dumps({"meta": meta, "figures": {k: f.as_dict() for k, f in figs.items()}},
-                          indent=2)
+        return json.dumps(
+            {"meta": meta, "figures": {k: f.as_dict() for k, f in figs.items()}}, indent=2
+        )
     return render(figs) + f"\n(baselines: raw nats-py on the same server; {meta})"
 
 

@@ -32,6 +32,10 @@ stale_market_data_s = 86400
 [feed]
 enabled = false
 
+[alerting.webhook]
+url = "{webhook_url}"
+format = "generic"
+
 [telemetry]
 log_format = "json"
 log_level = "WARNING"
@@ -55,16 +59,19 @@ class BenchStack:
         assert self.nats is not None
         return self.nats.url
 
+    webhook_url: str = ""
+
     async def start(self) -> None:
         self.nats = NatsServer(self.root / "nats", free_port()).start()
         self.postgres = Postgres(self.root / "pg").start()
         config = self.root / "tradebus.toml"
-        config.write_text(BENCH_CONFIG)
+        config.write_text(BENCH_CONFIG.replace("{webhook_url}", self.webhook_url))
         env = child_env(self.nats.url, self.postgres.dsn, str(config))
         (self.root / "logs").mkdir(exist_ok=True)
         self.supervisor = Supervisor(list(SERVICE_NAMES), env, self.root / "logs")
-        self._watchers = [asyncio.create_task(self.supervisor.watch(c))
-                          for c in self.supervisor.children]
+        self._watchers = [
+            asyncio.create_task(self.supervisor.watch(c)) for c in self.supervisor.children
+        ]
         missing = await wait_healthy(self.nats.url, SERVICE_NAMES, 90)
         if missing:
             raise RuntimeError(f"bench stack: not healthy: {missing} (logs: {self.root}/logs)")
