@@ -9,6 +9,7 @@ A losing exit is a PositionChanged whose realized P&L went down since the last o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -123,7 +124,7 @@ class ProtectionStore:
     async def locks_for(self, symbol: str) -> tuple[Lock, ...]:
         keys = [lock_key(LockKind.STOPLOSS_GUARD, GLOBAL_TARGET)]
         keys += [lock_key(k, symbol) for k in (LockKind.COOLDOWN, LockKind.LOW_PROFIT)]
-        found = [await self._get(k, Lock) for k in keys]
+        found = await asyncio.gather(*(self._get(k, Lock) for k in keys))
         return tuple(lock for lock in found if isinstance(lock, Lock))
 
     async def all_locks(self) -> list[Lock]:
