@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import asyncpg
+
 from tradebus_common import events as ev
 from tradebus_common.codec import encode
 from tradebus_common.ids import client_order_id
@@ -114,3 +116,36 @@ async def test_resting_book_survives_a_gateway_restart(stack, nc):
     await publish_event(nc, approved(9, limit=None))
     await fills.wait_for(lambda e: e.correlation_id == "sig-9")
     assert len({f.id for f in fills.matching(lambda e: e.correlation_id == "sig-1")}) == 1
+
+
+async def test_halt_with_flatten_closes_every_position_and_the_ledger_ends_at_zero(
+    stack, nc, config
+):
+    """R4 end to end: `{"flatten": true}` on the halt subject -> risk-gate latches HALTED and
+    sends cancel-all -> the gateway cancels resting orders and closes each strategy's
+    positions with market orders -> the ledger books them -> every position is flat."""
+    await stack.start("risk-gate", "execution-gateway", "position-ledger")
+    await tick(nc, "100")
+    positions = await collect(nc, "trading.position.>")
+    orders = await collect(nc, "trading.order.>")
+    await publish_event(nc, approved(1, limit=None, qty="2"))  # demo long 2
+    await publish_event(
+        nc, approved(2, side=ev.Side.SELL, limit=None, qty="0.5", strategy="other")
+    )  # other short 0.5
+    await publish_event(nc, approved(3, limit="90"))  # resting, must be canceled
+    await positions.wait_for(lambda e: isinstance(e, ev.PositionChanged), count=2)
+    await orders.wait_for(lambda e: isinstance(e, ev.OrderAccepted), count=3)
+
+    await publish_raw(
+        nc, "trading.control.halt", {"reason": "flatten test", "operator": "alice", "flatten": True}
+    )
+    [canceled] = await orders.wait_for(lambda e: isinstance(e, ev.OrderCanceled))
+    assert canceled.client_order_id == client_order_id("intent-3")
+    flat = await positions.wait_for(lambda e: e.quantity == 0, count=2)
+    assert {(p.strategy, p.quantity) for p in flat} == {("demo", 0), ("other", 0)}
+    conn = await asyncpg.connect(config.database.dsn)
+    try:
+        open_qty = await conn.fetch("SELECT strategy, quantity FROM positions WHERE quantity <> 0")
+    finally:
+        await conn.close()
+    assert open_qty == []

@@ -97,7 +97,7 @@ class ControlAction(StrEnum):
     RESUME = "resume"
     RECONCILE = "reconcile"
     REDUCE = "reduce"
-    CANCEL_ALL = "cancel-all"  # published by risk-gate on a halt; consumed by the gateway later
+    CANCEL_ALL = "cancel-all"  # published by risk-gate on a halt; the gateway cancels/flattens
     MODE = "mode"  # target: paper | live-minimal | live-scaled | emergency-stop
     STAGE = "stage"  # target: up | down
 

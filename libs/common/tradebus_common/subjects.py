@@ -288,7 +288,7 @@ CATALOGUE: list[SubjectSpec] = [
         stream=STREAM_TRADING,
         events=_tags(ev.ControlCommand),
         publishers=["risk-gate (on halt)"],
-        consumers=["execution-gateway (not yet)"],
+        consumers=["execution-gateway"],
         description="Cancel every open order in scope (and flatten if set); derived from a halt.",
     ),
     SubjectSpec(

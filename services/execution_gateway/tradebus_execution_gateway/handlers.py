@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
 import msgspec
 from nats.js.errors import KeyWrongLastSequenceError
@@ -12,12 +13,17 @@ from tradebus_common.bus import current_delivery
 from tradebus_common.errors import ErrorCode, PermanentError
 from tradebus_common.events import (
     CancelReason,
+    ControlAction,
+    ControlCommand,
     Event,
     MarketTick,
     OrderApproved,
+    OrderType,
+    Side,
     TradingState,
     TradingStateChanged,
 )
+from tradebus_common.ids import client_order_id, derive_id
 
 from .events_out import canceled_event, new_fills, order_events
 from .venues.base import Venue, VenueOrder, VenueOrderStatus
@@ -92,8 +98,26 @@ def in_scope(scope: str, venue: str, order: VenueOrder) -> bool:
     return {"venue": venue, "symbol": order.symbol, "strategy": order.strategy}.get(kind) == name
 
 
+async def cancel_in_scope(
+    venues: dict[str, Venue], scope: str, cause_id: str, detail: str
+) -> list[Event]:
+    """Cancel every working order in scope. Cancels are never blocked by a halt."""
+    events: list[Event] = []
+    for name, venue in venues.items():
+        for order in await venue.open_orders():
+            if not in_scope(scope, name, order):
+                continue
+            after = await venue.cancel(order.client_order_id)
+            if after is not None and after.status is VenueOrderStatus.CANCELED:
+                events.append(canceled_event(name, after, CancelReason.HALT, cause_id, detail))
+            # else it filled first: its fill has been (or will be) announced
+    if events:
+        log.warning("working orders canceled", extra={"count": len(events), "scope": scope})
+    return events
+
+
 class HaltHandler:
-    """A halt cancels every working order in its scope (R4). Cancels are never blocked."""
+    """A halt cancels every working order in its scope (R4)."""
 
     def __init__(self, venues: dict[str, Venue]) -> None:
         self.venues = venues
@@ -101,25 +125,65 @@ class HaltHandler:
     async def __call__(self, change: TradingStateChanged) -> list[Event]:
         if change.state is not TradingState.HALTED:
             return []
-        events: list[Event] = []
-        for name, venue in self.venues.items():
-            for order in await venue.open_orders():
-                if in_scope(change.scope, name, order):
-                    events += await self._cancel(name, venue, order, change)
-        if events:
-            log.warning(
-                "halt: working orders canceled", extra={"count": len(events), "scope": change.scope}
-            )
+        return await cancel_in_scope(
+            self.venues, change.scope, change.id, f"trading halted: {change.reason}"
+        )
+
+
+class CancelAllHandler:
+    """trading.control.cancel-all (the risk-gate sends one with every halt): cancel working
+    orders in scope and, with `flatten`, close the positions in scope with market orders that
+    only reduce (R4). They bypass the gate on purpose: it is halted, and closing is the point."""
+
+    def __init__(self, venues: dict[str, Venue], approvals: ApprovedOrderHandler) -> None:
+        self.venues = venues
+        self.approvals = approvals
+
+    async def __call__(self, cmd: ControlCommand) -> list[Event]:
+        if cmd.action is not ControlAction.CANCEL_ALL:
+            raise PermanentError(f"gateway does not handle {cmd.action}", ErrorCode.INVALID_COMMAND)
+        events = await cancel_in_scope(self.venues, cmd.scope, cmd.id, f"cancel-all: {cmd.reason}")
+        if cmd.flatten:
+            for order in self._flatten_orders(cmd):
+                events += await self.approvals(order)
         return events
 
-    async def _cancel(
-        self, name: str, venue: Venue, order: VenueOrder, change: TradingStateChanged
-    ) -> list[Event]:
-        after = await venue.cancel(order.client_order_id)
-        if after is None or after.status is not VenueOrderStatus.CANCELED:
-            return []  # it filled first: its fill has been (or will be) announced
-        return [
-            canceled_event(
-                name, after, CancelReason.HALT, change.id, f"trading halted: {change.reason}"
-            )
-        ]
+    def _flatten_orders(self, cmd: ControlCommand) -> list[OrderApproved]:
+        orders = []
+        for name, venue in self.venues.items():
+            if not isinstance(venue, PaperVenue):
+                continue
+            for (symbol, strategy), qty in venue.positions_by_strategy().items():
+                probe = VenueOrder(
+                    client_order_id="",
+                    venue_order_id="",
+                    symbol=symbol,
+                    side=Side.BUY,
+                    quantity=qty,
+                    status=VenueOrderStatus.OPEN,
+                    strategy=strategy,
+                )
+                if in_scope(cmd.scope, name, probe):
+                    orders.append(flatten_order(cmd, name, symbol, strategy, qty))
+        return orders
+
+
+def flatten_order(
+    cmd: ControlCommand, venue: str, symbol: str, strategy: str, position: Decimal
+) -> OrderApproved:
+    """The market order that takes one strategy's position on one symbol back to zero. Its id
+    derives from the command, so a redelivered command submits nothing new."""
+    order_id = derive_id(cmd.id, "flatten", venue, symbol, strategy)
+    return OrderApproved(
+        id=order_id,
+        correlation_id=cmd.id,
+        causation_id=cmd.id,
+        intent_id="",
+        strategy=strategy,
+        venue=venue,
+        symbol=symbol,
+        side=Side.SELL if position > 0 else Side.BUY,
+        quantity=abs(position),
+        order_type=OrderType.MARKET,
+        client_order_id=client_order_id(order_id),
+    )

@@ -10,10 +10,17 @@ from tradebus_common import subjects
 from tradebus_common.bus import Bus, Subscription, typed_decoder
 from tradebus_common.codec import decode
 from tradebus_common.config import Config
-from tradebus_common.events import Event, MarketTick, OrderApproved, TradingStateChanged
+from tradebus_common.control import control_decoder
+from tradebus_common.events import (
+    ControlCommand,
+    Event,
+    MarketTick,
+    OrderApproved,
+    TradingStateChanged,
+)
 from tradebus_common.runtime import ServiceContext, ServiceSpec
 
-from .handlers import ApprovedOrderHandler, HaltHandler, TickHandler
+from .handlers import ApprovedOrderHandler, CancelAllHandler, HaltHandler, TickHandler
 from .venues.base import Venue
 from .venues.paper import PaperVenue
 
@@ -49,9 +56,12 @@ async def serve_positions(ctx: ServiceContext, venues: dict[str, Venue]) -> None
 
 
 def decode_order_flow(msg: Msg) -> Any:
-    """The gateway's main consumer reads approvals and trading-state changes, in order."""
+    """The gateway's main consumer reads approvals, trading-state changes and cancel-all
+    commands, in stream order."""
     if msg.subject == subjects.RISK_STATE:
         return decode(msg.data, TradingStateChanged)
+    if msg.subject == subjects.CONTROL_CANCEL_ALL:
+        return control_decoder(msg)
     return decode(msg.data, OrderApproved)
 
 
@@ -61,16 +71,23 @@ async def build(ctx: ServiceContext) -> None:
     await serve_positions(ctx, venues)
     approvals = ApprovedOrderHandler(venues, journal)
     halts = HaltHandler(venues)
+    cancel_all = CancelAllHandler(venues, approvals)
 
     async def on_order_flow(event: Any) -> list[Event]:
         if isinstance(event, TradingStateChanged):
             return await halts(event)
+        if isinstance(event, ControlCommand):
+            return await cancel_all(event)
         return await approvals(event)
 
     ctx.subscriptions.append(
         Subscription(
             durable="execution-gateway",
-            filter_subjects=[subjects.APPROVED_ALL, subjects.RISK_STATE],
+            filter_subjects=[
+                subjects.APPROVED_ALL,
+                subjects.RISK_STATE,
+                subjects.CONTROL_CANCEL_ALL,
+            ],
             decoder=decode_order_flow,
             handler=on_order_flow,
         )

@@ -370,7 +370,7 @@ def state_alert(cause_id: str, change: Event, severity: Severity, code: AlertCod
 
 
 def cancel_all(cause_id: str, change: Event, flatten: bool) -> ControlCommand:
-    """What the execution-gateway will consume (not yet): cancel every open order in scope,
+    """What the execution-gateway acts on: cancel every open order in scope,
     and with `flatten`, close positions with reduce-only market orders."""
     assert isinstance(change, TradingStateChanged)
     return ControlCommand(

@@ -37,6 +37,7 @@ class PaperVenue:
         self.kv = kv
         self._positions: dict[str, Decimal] = defaultdict(Decimal)
         self._working: dict[str, VenueOrder] = {}  # client order id -> resting order
+        self._by_strategy: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
 
     def _key(self, client_order_id: str) -> str:
         return f"{subjects.token(self.name)}.order.{client_order_id}"
@@ -107,6 +108,10 @@ class PaperVenue:
     async def open_orders(self) -> list[VenueOrder]:
         return sorted(self._working.values(), key=lambda o: o.client_order_id)
 
+    def positions_by_strategy(self) -> dict[tuple[str, str], Decimal]:
+        """Net quantity per (symbol, strategy), from this venue's own fills."""
+        return {k: q for k, q in self._by_strategy.items() if q != 0}
+
     async def positions(self) -> list[PositionView]:
         return [
             PositionView(venue=self.name, symbol=symbol, quantity=qty)
@@ -126,6 +131,7 @@ class PaperVenue:
         sign = 1 if after.side is Side.BUY else -1
         for fill in after.fills[len(before.fills) if before else 0 :]:
             self._positions[after.symbol] += sign * fill.quantity
+            self._by_strategy[(after.symbol, after.strategy)] += sign * fill.quantity
         if after.working:
             self._working[after.client_order_id] = after
         else:
