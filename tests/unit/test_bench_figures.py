@@ -37,3 +37,10 @@ def test_ratio_against_baseline_and_rendered_row():
     row = render({"f": fig}).splitlines()[1]
     assert "4.0x" in row and "met" in row and "0.500" in row
     assert Figure("no baseline", 1.0, "ms").ratio is None
+
+
+def test_risk_check_cost_runs_every_check_on_a_passing_intent():
+    from tradebus_common.bench.checks import risk_check_cost
+
+    fig = risk_check_cost(200)  # raises if the bench intent were denied by any check
+    assert fig.unit == "us" and 0 < fig.value < 1_000_000

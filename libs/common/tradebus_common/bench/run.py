@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import alerts, baseline, pipeline
+from . import alerts, baseline, checks, pipeline
 from .figures import Figure
 from .stack import BenchStack, peak_rss_mb
 
@@ -24,10 +24,11 @@ class Plan:
     halt_rounds: int
     ingest_fills: int
     alerts: int
+    risk_checks: int
 
 
-QUICK = Plan(500, 200, 5, [250, 500, 1000, 2000, 3000], 3, 20, 2000, 50)
-FULL = Plan(3000, 200, 30, [250, 500, 1000, 2000, 3000, 4000], 30, 100, 10000, 200)
+QUICK = Plan(500, 200, 5, [250, 500, 1000, 2000, 3000], 3, 20, 2000, 50, 20_000)
+FULL = Plan(3000, 200, 30, [250, 500, 1000, 2000, 3000, 4000], 30, 100, 10000, 200, 100_000)
 
 
 def progress(message: str) -> None:
@@ -60,6 +61,8 @@ async def measure(
     figs["sustained"] = await pipeline.sustained(stack.url, plan.load_rates, plan.load_seconds)
     progress("halt propagation")
     figs["halt_p99"] = await pipeline.halt_propagation(stack.url, plan.halt_rounds)
+    progress(f"risk check cost over {plan.risk_checks} intents, in process")
+    figs["risk_check_p99"] = checks.risk_check_cost(plan.risk_checks)
     progress("alert to webhook")
     figs["alert_p99"] = await alerts.alert_to_sink(stack.url, receiver, plan.alerts, 20)
     progress(f"ledger ingest of {plan.ingest_fills} fills")
