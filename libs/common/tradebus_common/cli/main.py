@@ -24,9 +24,7 @@ def _client_opts(p: argparse.ArgumentParser) -> None:
 
 # Service packages may add operator commands of their own in a `cli` module with
 # `register(subparsers, client_opts)`; each parser sets `handler=<async fn(args) -> int>`.
-SERVICE_CLI_MODULES = tuple(
-    f"{RUNNABLE[name].rsplit('.', 1)[0]}.cli" for name in SERVICE_NAMES
-)
+SERVICE_CLI_MODULES = tuple(f"{RUNNABLE[name].rsplit('.', 1)[0]}.cli" for name in SERVICE_NAMES)
 
 
 def service_cli_modules() -> list[ModuleType]:
