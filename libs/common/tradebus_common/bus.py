@@ -14,12 +14,17 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
+from nats.js.errors import (
+    BadRequestError,
+    BucketNotFoundError,
+    KeyNotFoundError,
+    NotFoundError,
+)
 from nats.js.kv import KeyValue
 from opentelemetry import trace
 
 from . import subjects
-from .codec import decode, encode
+from .codec import decode, decoder_for, encode
 from .config import BusConfig
 from .errors import ErrorCode, PermanentError, TransientError
 from .events import Alert, AlertCode, Event, MarketTick, MessageDeadLettered, Severity
@@ -186,6 +191,15 @@ KV_BUCKETS: dict[str, dict[str, Any]] = {
     subjects.BUCKET_PAPER_VENUE: {"history": 1},
     subjects.BUCKET_DEDUP: {"history": 1},
 }
+
+
+async def get_struct(kv: KeyValue, key: str, type_: Any) -> Any | None:
+    """A KV value decoded as `type_`, or None when the key is absent (or holds nothing)."""
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError:
+        return None
+    return decoder_for(type_).decode(entry.value) if entry.value else None
 
 
 async def ensure_kv(js: JetStreamContext, bucket: str, **params: Any) -> KeyValue:

@@ -17,7 +17,8 @@ import msgspec
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from tradebus_common.codec import decode, encode
+from tradebus_common.bus import get_struct
+from tradebus_common.codec import encode
 from tradebus_common.config import ModeConfig, StageConfig
 from tradebus_common.errors import ErrorCode, PermanentError
 from tradebus_common.events import (
@@ -110,10 +111,9 @@ class ModeStore:
 
     async def _get(self, key: str, type_: type) -> object | None:
         try:
-            entry = await self.kv.get(key)
-        except KeyNotFoundError:
-            return None
-        return decode(entry.value, type_) if entry.value else None
+            return await get_struct(self.kv, key, type_)
+        except msgspec.DecodeError as e:  # same verdict as codec.decode: unreadable
+            raise PermanentError(f"bad {key} record: {e}", ErrorCode.SCHEMA_VIOLATION) from e
 
     async def mode(self) -> TradingMode:
         found = await self._get("mode", ModeChanged)

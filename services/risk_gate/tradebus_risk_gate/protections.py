@@ -17,10 +17,11 @@ from decimal import Decimal
 from enum import StrEnum
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
 from tradebus_common import subjects
+from tradebus_common.bus import get_struct
 from tradebus_common.config import ProtectionConfig
 from tradebus_common.events import (
     Alert,
@@ -115,11 +116,7 @@ class ProtectionStore:
         self.kv = kv
 
     async def _get(self, key: str, type_: type) -> object | None:
-        try:
-            entry = await self.kv.get(key)
-        except KeyNotFoundError:
-            return None
-        return msgspec.json.decode(entry.value, type=type_) if entry.value else None
+        return await get_struct(self.kv, key, type_)
 
     async def locks_for(self, symbol: str) -> tuple[Lock, ...]:
         keys = [lock_key(LockKind.STOPLOSS_GUARD, GLOBAL_TARGET)]
