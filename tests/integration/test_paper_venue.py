@@ -149,3 +149,13 @@ async def test_halt_with_flatten_closes_every_position_and_the_ledger_ends_at_ze
     finally:
         await conn.close()
     assert open_qty == []
+
+
+async def test_every_venue_call_reports_its_latency(stack, nc):
+    await stack.start("execution-gateway")
+    await tick(nc, "100")
+    latencies = await collect(nc, "trading.venue.latency.>")
+    await publish_event(nc, approved(1, limit=None))
+    [seen] = await latencies.wait_for(lambda e: isinstance(e, ev.VenueLatencyObserved))
+    assert (seen.venue, seen.operation, seen.ok) == ("paper", "create_order", True)
+    assert seen.latency_ms >= 0 and seen.correlation_id == "sig-1"

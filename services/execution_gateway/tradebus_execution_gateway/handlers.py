@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from decimal import Decimal
 
 import msgspec
@@ -22,6 +23,7 @@ from tradebus_common.events import (
     Side,
     TradingState,
     TradingStateChanged,
+    VenueLatencyObserved,
 )
 from tradebus_common.ids import client_order_id, derive_id
 
@@ -51,9 +53,11 @@ class ApprovedOrderHandler:
         if venue is None:
             raise PermanentError(f"no venue {order.venue!r} configured", ErrorCode.UNKNOWN_VENUE)
         await self._record(order, "submitting")  # durable before the venue hears of it
+        started = time.perf_counter()
         result = await venue.submit(order)
+        latency = venue_latency(order, "create_order", time.perf_counter() - started)
         await self._record(order, result.status.value)
-        return order_events(order, result)
+        return [*order_events(order, result), latency]
 
     async def _record(self, order: OrderApproved, status: str) -> None:
         entry = JournalEntry(
@@ -70,6 +74,16 @@ class ApprovedOrderHandler:
                 )
             return
         await self.journal.put(order.client_order_id, data)
+
+
+def venue_latency(order: OrderApproved, operation: str, seconds: float) -> VenueLatencyObserved:
+    """One venue call's round trip, for the latency monitor (A4) and breaker (R5)."""
+    return VenueLatencyObserved(
+        id=derive_id(order.id, "latency", operation),
+        venue=order.venue,
+        operation=operation,
+        latency_ms=round(seconds * 1000),
+    )
 
 
 class TickHandler:
