@@ -108,6 +108,7 @@ def profitable_days(days: dict[str, Decimal], since_day: str, today: str) -> int
 class ModeStore:
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
+        self._record: Record | None = None  # this process is its only writer: read once
 
     async def _get(self, key: str, type_: type) -> object | None:
         try:
@@ -124,15 +125,20 @@ class ModeStore:
         return found if isinstance(found, RiskStageChanged) else None
 
     async def record(self) -> Record:
-        try:
-            entry = await self.kv.get("record")
-        except KeyNotFoundError:
-            return Record()
-        return msgspec.json.decode(entry.value or b"{}", type=Record)
+        """A copy (callers change it, and only a successful put may change the cache)."""
+        if self._record is None:
+            try:
+                entry = await self.kv.get("record")
+                self._record = msgspec.json.decode(entry.value or b"{}", type=Record)
+            except KeyNotFoundError:
+                self._record = Record()
+        return msgspec.structs.replace(self._record)
 
     async def put(self, key: str, value: Event | Record) -> None:
         data = msgspec.json.encode(value) if isinstance(value, Record) else encode(value)
         await self.kv.put(key, data)
+        if isinstance(value, Record):
+            self._record = msgspec.structs.replace(value)
 
     async def add_exit(self, exit_id: str, pnl: Decimal) -> None:
         record = await self.record()

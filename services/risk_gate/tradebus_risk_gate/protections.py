@@ -112,11 +112,23 @@ def low_profit(exits: list[Exit], now_s: float, cfg: ProtectionConfig) -> Decima
 
 
 class ProtectionStore:
+    """KV `risk_protections`, read through an in-process cache. This process is the bucket's
+    only writer (one risk-gate replica, as the rate window already requires), so after the
+    first read of a key every read is local: the gate no longer pays a round trip per
+    intent and per position change. Writes go to KV first, then to the cache."""
+
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
+        self._cache: dict[str, object | None] = {}
 
     async def _get(self, key: str, type_: type) -> object | None:
-        return await get_struct(self.kv, key, type_)
+        if key not in self._cache:
+            self._cache[key] = await get_struct(self.kv, key, type_)
+        return self._cache[key]
+
+    async def _put(self, key: str, value: object) -> None:
+        await self.kv.put(key, msgspec.json.encode(value))
+        self._cache[key] = value
 
     async def locks_for(self, symbol: str) -> tuple[Lock, ...]:
         keys = [lock_key(LockKind.STOPLOSS_GUARD, GLOBAL_TARGET)]
@@ -133,21 +145,21 @@ class ProtectionStore:
         return [lock for lock in found if isinstance(lock, Lock)]
 
     async def put_lock(self, lock: Lock) -> None:
-        await self.kv.put(lock_key(lock.kind, lock.target), msgspec.json.encode(lock))
+        await self._put(lock_key(lock.kind, lock.target), lock)
 
     async def exits(self, target: str) -> list[Exit]:
         found = await self._get(f"exits.{subjects.token(target)}", list[Exit])
-        return found if isinstance(found, list) else []
+        return list(found) if isinstance(found, list) else []  # a copy: callers append
 
     async def put_exits(self, target: str, exits: list[Exit]) -> None:
-        await self.kv.put(f"exits.{subjects.token(target)}", msgspec.json.encode(exits))
+        await self._put(f"exits.{subjects.token(target)}", list(exits))
 
     async def memo(self, key: str) -> PositionMemo | None:
         found = await self._get(f"pos.{key}", PositionMemo)
         return found if isinstance(found, PositionMemo) else None
 
     async def put_memo(self, key: str, memo: PositionMemo) -> None:
-        await self.kv.put(f"pos.{key}", msgspec.json.encode(memo))
+        await self._put(f"pos.{key}", memo)
 
 
 class Protections:
