@@ -34,6 +34,7 @@ from .telemetry import correlation_id, extract_context, inject_headers, redact_u
 log = logging.getLogger("tradebus.bus")
 
 MSG_ID = "Nats-Msg-Id"
+PUBLISH_ACK_TIMEOUT_S = 5.0
 # Errors that mean "the server is away", logged without a traceback while it comes back.
 NATS_OUTAGE_ERRORS = (
     TimeoutError,
@@ -253,8 +254,25 @@ class Bus:
             raise TransientError(f"publish to {subject} failed: {e!r}") from e
 
     async def publish_all(self, events: Sequence[Event]) -> None:
-        for event in events:
-            await self.publish(event)
+        """Publish in order, pipelined: every message is sent before any ack is awaited, so
+        n events cost one round trip, not n. One connection keeps their order on the wire.
+        Any missing ack raises TransientError: a retry republishes the same ids, and the
+        stream drops the copies of those that did land."""
+        if len(events) <= 1:
+            for event in events:
+                await self.publish(event)
+            return
+        pending: list[asyncio.Future[api.PubAck]] = []
+        try:
+            for event in events:
+                headers = inject_headers({MSG_ID: event.id})
+                subject = subjects.subject_for(event)
+                pending.append(await self.js.publish_async(subject, encode(event), headers=headers))
+            await asyncio.wait_for(asyncio.gather(*pending), PUBLISH_ACK_TIMEOUT_S)
+        except (TimeoutError, nats.errors.Error) as e:
+            for fut in pending:
+                fut.cancel()
+            raise TransientError(f"publishing {len(events)} events failed: {e!r}") from e
 
     async def last_tick(self, venue: str, symbol: str) -> MarketTick | None:
         """The newest tick on md.<venue>.<symbol>, or None if there is none (or it is unreadable)."""
@@ -452,10 +470,12 @@ class ConsumeLoop:
             items = [BatchItem(ev, _delivery(msg)) for msg, ev in decoded]
             try:
                 outputs = await self.sub.batch_handler(items)
+                ordered = []
                 for (_, event), outs in zip(decoded, outputs, strict=True):
                     for out in outs:
                         _link(out, event)
-                        await self.bus.publish(out)
+                        ordered.append(out)
+                await self.bus.publish_all(ordered)
             except Exception as e:
                 log.warning(
                     "batch failed; processing its messages one by one",
@@ -486,10 +506,10 @@ class ConsumeLoop:
         token = correlation_id.set(getattr(event, "correlation_id", "") or getattr(event, "id", ""))
         current_delivery.set(_delivery(msg))
         try:
-            outputs = await self.sub.handler(event) or ()
+            outputs = list(await self.sub.handler(event) or ())
             for out in outputs:
                 _link(out, event)
-                await self.bus.publish(out)
+            await self.bus.publish_all(outputs)
         except PermanentError as e:
             await self._dead_letter(msg, e.code, str(e))
             return
