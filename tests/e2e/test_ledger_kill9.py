@@ -38,6 +38,7 @@ async def test_kill9_mid_batch_loses_and_doubles_no_fill(nats_server, nc, databa
     # flight (committed and not yet acked, or not yet committed).
     env = service_env(nats_server.url, database, write_config(tmp_path / "tradebus.toml"))
     env["TRADEBUS__BUS__FETCH_BATCH"] = "200"
+    env["TRADEBUS__BUS__ACK_WAIT_S"] = "5"  # redeliver the killed batch soon
     await ensure_topology(nc.jetstream(), BusConfig(url=nats_server.url), 30)
     n = 1000  # round trips: buy 0.02 then sell 0.02, 500 closed cycles
     fills = [
@@ -65,7 +66,11 @@ async def test_kill9_mid_batch_loses_and_doubles_no_fill(nats_server, nc, databa
     proc = await _start(nats_server.url, env, tmp_path)
     conn = await asyncpg.connect(database)
     try:
-        await positions.wait_for(lambda e: e.fill_id == fills[-1].id, timeout=60)
+        # The batch in flight at the kill comes back only after ack_wait, possibly after the
+        # later fills: wait until every fill has been booked, whatever the order.
+        await positions.wait_for(
+            lambda _: len({e.fill_id for e in positions.events}) >= n, timeout=60
+        )
         rows = await conn.fetchval("SELECT count(*) FROM fills")
         distinct = await conn.fetchval("SELECT count(DISTINCT trade_id) FROM fills")
         cycles = await conn.fetchval("SELECT count(*) FROM position_cycles")

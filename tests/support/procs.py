@@ -61,6 +61,7 @@ enabled = true
 [bus]
 nak_delay_s = 0.2
 fetch_timeout_s = 0.5
+ack_wait_s = 5  # a killed process's in-flight messages come back in seconds, not 30
 
 [runtime]
 heartbeat_interval_s = 1.0
