@@ -281,16 +281,24 @@ class Bus:
 
     async def last_market(self, venue: str, symbol: str) -> tuple[MarketTick, int] | None:
         """The newest tick and its MARKET stream sequence (to order it against later ticks)."""
+        return await self.last_event(
+            subjects.STREAM_MARKET, subjects.market(venue, symbol), MarketTick
+        )
+
+    async def last_event(self, stream: str, subject: str, type_: Any) -> tuple[Any, int] | None:
+        """The newest message on a subject, decoded, with its stream sequence; None when there
+        is none or it is unreadable (callers fail closed on None). A lookup that fails is a
+        TransientError, so the message that needed it is retried."""
         try:
-            raw = await self.js.get_last_msg(subjects.STREAM_MARKET, subjects.market(venue, symbol))
+            raw = await self.js.get_last_msg(stream, subject)
         except NotFoundError:
             return None
-        except nats.errors.TimeoutError as e:
-            raise TransientError(f"market data lookup timed out: {e!r}") from e
+        except nats.errors.Error as e:
+            raise TransientError(f"lookup of the last {subject} failed: {e!r}") from e
         try:
-            return decode(raw.data or b"", MarketTick), raw.seq or 0
+            return decode(raw.data or b"", type_), raw.seq or 0
         except PermanentError:
-            log.warning("unreadable market tick", extra={"venue": venue, "symbol": symbol})
+            log.warning("unreadable last message", extra={"subject": subject})
             return None
 
     async def kv(self, bucket: str) -> KeyValue:

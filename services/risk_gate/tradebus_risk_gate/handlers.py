@@ -10,14 +10,13 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from tradebus_common import subjects
 from tradebus_common.bus import Bus
-from tradebus_common.codec import decode
 from tradebus_common.config import Config
-from tradebus_common.errors import ErrorCode, PermanentError, TransientError
+from tradebus_common.errors import ErrorCode, PermanentError
 from tradebus_common.events import (
     Alert,
     AlertCode,
@@ -225,17 +224,10 @@ def _placeholder(intent_id: str) -> OrderDenied:
 async def latest_snapshot(bus: Bus, account: str) -> LedgerSnapshot | None:
     """The newest LedgerSnapshot of the account, straight from the stream (so it is right
     after a restart and never behind a consumer), or None if the ledger never published."""
-    try:
-        raw = await bus.js.get_last_msg(subjects.STREAM_TRADING, subjects.ledger_snapshot(account))
-    except NotFoundError:
-        return None
-    except Exception as e:
-        raise TransientError(f"ledger snapshot lookup failed: {e!r}") from e
-    try:
-        return decode(raw.data or b"", LedgerSnapshot)
-    except PermanentError:
-        log.warning("unreadable ledger snapshot", extra={"account": account})
-        return None
+    found = await bus.last_event(
+        subjects.STREAM_TRADING, subjects.ledger_snapshot(account), LedgerSnapshot
+    )
+    return found[0] if found else None
 
 
 # --- control ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
 from tradebus_common import subjects
@@ -46,7 +46,7 @@ class PaperVenue:
         """Rebuild positions and the resting book from the stored orders (after a restart)."""
         try:
             keys = await self.kv.keys()
-        except Exception:  # nats-py raises NoKeysError on an empty bucket
+        except NoKeysError:  # an empty bucket: nothing to rebuild
             keys = []
         prefix = f"{subjects.token(self.name)}.order."
         for key in keys:
