@@ -33,6 +33,39 @@ class OrderType(StrEnum):
     LIMIT = "limit"
 
 
+class AlgoKind(StrEnum):
+    """E7 execution algorithms: the gateway works the parent order as child orders."""
+
+    TWAP = "twap"
+    ICEBERG = "iceberg"
+    LIMIT_THEN_MARKET = "limit_then_market"
+
+
+class ExitReason(StrEnum):
+    """S5: why the signal service closed a position; carried intent -> approval -> fill."""
+
+    STOP_LOSS = "STOP_LOSS"
+    TAKE_PROFIT = "TAKE_PROFIT"
+    TRAILING_STOP = "TRAILING_STOP"
+    TIME_EXIT = "TIME_EXIT"
+
+
+class AlgoParams(msgspec.Struct, kw_only=True, frozen=True):
+    """How to work an order (None on an order: send it as one order). Unused fields stay None.
+
+    twap: horizon_s, interval_s, optional limit_offset_bps (children are limits that far
+    through the mid; None: market children). iceberg: display_quantity (and the order's
+    limit price). limit_then_market: a limit at the order's limit price, replaced by a market
+    order for the remainder after timeout_s."""
+
+    kind: AlgoKind
+    horizon_s: float | None = None
+    interval_s: float | None = None
+    limit_offset_bps: Decimal | None = None
+    display_quantity: Decimal | None = None
+    timeout_s: float | None = None
+
+
 class TradingState(StrEnum):
     ACTIVE = "ACTIVE"
     REDUCING = "REDUCING"
@@ -154,6 +187,7 @@ class Signal(Event, tag="signal", kw_only=True):
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
     tags: dict[str, str] = {}
+    algo: AlgoParams | None = None
 
 
 class OrderIntent(Event, tag="order.intent", kw_only=True):
@@ -166,6 +200,9 @@ class OrderIntent(Event, tag="order.intent", kw_only=True):
     limit_price: Decimal | None = None
     signal_id: str = ""
     leg: int = 0
+    algo: AlgoParams | None = None
+    reduce_only: bool = False  # only ever shrinks a position (exits, flatten)
+    exit_reason: ExitReason | None = None  # set on exits (S5); rides on to the fill
 
 
 class OrderApproved(Event, tag="order.approved", kw_only=True):
@@ -179,6 +216,9 @@ class OrderApproved(Event, tag="order.approved", kw_only=True):
     limit_price: Decimal | None = None
     client_order_id: str
     reference_price: Decimal | None = None  # the price the risk checks judged the order at
+    algo: AlgoParams | None = None
+    reduce_only: bool = False
+    exit_reason: ExitReason | None = None
 
 
 class OrderDenied(Event, tag="order.denied", kw_only=True):
@@ -254,6 +294,7 @@ class Fill(Event, tag="order.filled", kw_only=True):
     liquidity: Liquidity = Liquidity.TAKER
     arrival_price: Decimal | None = None
     reconciliation: bool = False
+    exit_reason: ExitReason | None = None  # copied from the approval: the ledger's exit stats
 
 
 # --- state, control, reports ------------------------------------------------------------

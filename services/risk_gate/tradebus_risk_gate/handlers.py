@@ -196,6 +196,9 @@ class IntentHandler:
             limit_price=intent.limit_price,
             client_order_id=client_order_id(intent.id, 0),
             reference_price=price,
+            algo=intent.algo,
+            reduce_only=intent.reduce_only,
+            exit_reason=intent.exit_reason,
         )
 
     def _deny(self, intent: OrderIntent, denial: Denial) -> OrderDenied:
