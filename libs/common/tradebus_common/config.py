@@ -191,6 +191,7 @@ class TelemetryConfig(_Cfg):
     log_level: str = "INFO"
     log_format: str = "json"  # json | text
     traces_exporter: str = "none"  # none | console
+    prometheus_port: int = 0  # 0: no /metrics endpoint; compose sets one per service
 
 
 class RuntimeConfig(_Cfg):

@@ -108,6 +108,7 @@ class DenyReason(StrEnum):
     SYMBOL_COOLDOWN = "SYMBOL_COOLDOWN"
     LOW_PROFIT_LOCK = "LOW_PROFIT_LOCK"
     STAGE_EXPOSURE = "STAGE_EXPOSURE"  # R9: over the current stage's exposure cap
+    RECONCILING = "RECONCILING"  # C1: the startup gate is closed (not clean, not accepted)
 
 
 class RejectReason(StrEnum):
@@ -398,6 +399,26 @@ class RiskStageChanged(Event, tag="risk.stage_changed", kw_only=True):
     max_exposure_pct: Decimal
     reason: str = ""
     operator: str = ""
+
+
+class ReconGateState(StrEnum):
+    """C1 startup gate (KV `control` key `reconcile.gate`). The risk-gate approves new orders
+    only when it is CLEAN or ACCEPTED; a missing key counts as RECONCILING (fail closed)."""
+
+    RECONCILING = "RECONCILING"  # a run is due or under way (start, gateway restart)
+    BLOCKED = "BLOCKED"  # the last run found differences; an operator must accept
+    CLEAN = "CLEAN"
+    ACCEPTED = "ACCEPTED"  # an operator accepted a report with differences
+
+
+class ReconGate(msgspec.Struct, kw_only=True):
+    """The value stored under KV `control` / `reconcile.gate`."""
+
+    state: ReconGateState
+    reason: str = ""
+    report_id: str = ""
+    operator: str = ""
+    ts: datetime = msgspec.field(default_factory=utcnow)
 
 
 class ReconMismatch(msgspec.Struct, kw_only=True):

@@ -19,6 +19,7 @@ BUCKET_DEDUP = "dedup"
 BUCKET_ALERTS = "alerts"  # alerting: alert records, deliveries per sink, dedup windows
 BUCKET_RISK_ORDERS = "risk_orders"  # risk-gate: approved orders not yet terminal
 BUCKET_RISK_PROTECTIONS = "risk_protections"  # risk-gate: entry locks and recent exits
+KEY_RECON_GATE = "reconcile.gate"  # in BUCKET_CONTROL: events.ReconGate (C1 startup gate)
 
 TRADING_ALL = "trading.>"
 MARKET_ALL = "md.>"
