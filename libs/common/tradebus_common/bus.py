@@ -241,6 +241,10 @@ class Bus:
         self.service = service
         self._kv: dict[str, KeyValue] = {}
 
+    def reconnects(self) -> int:
+        """How many times the connection has been re-established (caches compare it)."""
+        return int(self.nc.stats["reconnects"])
+
     async def publish(self, event: Event, subject: str | None = None) -> api.PubAck:
         headers = inject_headers({MSG_ID: event.id})
         subject = subject or subjects.subject_for(event)

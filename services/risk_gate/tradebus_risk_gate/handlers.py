@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 from nats.js.errors import KeyNotFoundError
@@ -15,6 +16,7 @@ from nats.js.kv import KeyValue
 
 from tradebus_common import subjects
 from tradebus_common.bus import Bus
+from tradebus_common.codec import decode
 from tradebus_common.config import Config
 from tradebus_common.errors import ErrorCode, PermanentError
 from tradebus_common.events import (
@@ -25,6 +27,7 @@ from tradebus_common.events import (
     DenyReason,
     Event,
     LedgerSnapshot,
+    MarketTick,
     OrderApproved,
     OrderDenied,
     OrderIntent,
@@ -34,6 +37,7 @@ from tradebus_common.events import (
     TradingStateChanged,
 )
 from tradebus_common.ids import client_order_id, derive_id
+from tradebus_common.mirror import Mirrored, StreamMirror
 
 from .checks import first_denial, order_price
 from .limits import LimitResolver, venue_rules
@@ -82,10 +86,12 @@ class IntentHandler:
         rate: RateWindow,
         protections: ProtectionStore,
         modes: ModeStore,
+        feeds: LatestFeeds,
         wall: WallClock = time.time,
     ) -> None:
         self.config = config
         self.bus = bus
+        self.feeds = feeds
         self.store = store
         self.book = book
         self.seen = seen
@@ -143,8 +149,8 @@ class IntentHandler:
     async def view(self, intent: OrderIntent) -> RiskView:
         states, tick, snapshot, locks, stage_cap = await asyncio.gather(
             self._states(intent),
-            self.bus.last_tick(intent.venue, intent.symbol),
-            latest_snapshot(self.bus, self.config.risk.account),
+            self.feeds.tick(intent.venue, intent.symbol),
+            self.feeds.snapshot(self.config.risk.account),
             self.protections.locks_for(intent.symbol),
             self._stage_cap(),
         )
@@ -224,13 +230,46 @@ def _placeholder(intent_id: str) -> OrderDenied:
     )
 
 
-async def latest_snapshot(bus: Bus, account: str) -> LedgerSnapshot | None:
-    """The newest LedgerSnapshot of the account, straight from the stream (so it is right
-    after a restart and never behind a consumer), or None if the ledger never published."""
-    found = await bus.last_event(
-        subjects.STREAM_TRADING, subjects.ledger_snapshot(account), LedgerSnapshot
-    )
-    return found[0] if found else None
+class LatestFeeds:
+    """The newest market tick per symbol and ledger snapshot per account, from mirrors of the
+    streams (deliver last-per-subject, then live): right after a restart, never behind a
+    durable consumer, and without a round trip per intent. Unreadable means None (callers
+    fail closed on None)."""
+
+    def __init__(self, market: StreamMirror, snapshots: StreamMirror) -> None:
+        self.market = market
+        self.snapshots = snapshots
+
+    @classmethod
+    def of(cls, bus: Bus) -> LatestFeeds:
+        reconnects = bus.reconnects
+        return cls(
+            StreamMirror(bus.js, subjects.STREAM_MARKET, subjects.MARKET_ALL, reconnects),
+            StreamMirror(bus.js, subjects.STREAM_TRADING, subjects.LEDGER_SNAPSHOT_ALL, reconnects),
+        )
+
+    async def start(self) -> None:
+        await asyncio.gather(self.market.start(), self.snapshots.start())
+
+    async def stop(self) -> None:
+        await asyncio.gather(self.market.stop(), self.snapshots.stop())
+
+    async def tick(self, venue: str, symbol: str) -> MarketTick | None:
+        return _decoded(await self.market.get(subjects.market(venue, symbol)), MarketTick)
+
+    async def snapshot(self, account: str) -> LedgerSnapshot | None:
+        found = await self.snapshots.get(subjects.ledger_snapshot(account))
+        return _decoded(found, LedgerSnapshot)
+
+
+def _decoded(found: Mirrored | None, type_: Any) -> Any:
+    if found is None or found.data is None:
+        return None
+    try:
+        return decode(found.data, type_)
+    except PermanentError:
+        log.warning("unreadable newest message", extra={"type": type_.__name__})
+        return None
 
 
 # --- control ----------------------------------------------------------------------------

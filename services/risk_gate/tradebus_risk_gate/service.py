@@ -24,10 +24,11 @@ from tradebus_common.events import (
     ReconReport,
     VenueLatencyObserved,
 )
+from tradebus_common.mirror import StreamMirror
 from tradebus_common.runtime import ServiceContext, ServiceSpec
 
 from .breakers import Breakers, HeartbeatWatch, MonitorHandler
-from .handlers import ControlHandler, IntentHandler
+from .handlers import ControlHandler, IntentHandler, LatestFeeds
 from .modes import ModeHandler, ModeStore
 from .orders import OpenOrderBook
 from .protections import Protections, ProtectionStore
@@ -84,7 +85,12 @@ def decode_monitored(msg: Msg) -> Any:
 
 async def build(ctx: ServiceContext) -> None:
     control_kv = await ctx.bus.kv(subjects.BUCKET_CONTROL)
-    store = TradingStateStore(control_kv)
+    control_mirror = StreamMirror.of_bucket(ctx.bus.js, subjects.BUCKET_CONTROL, ctx.bus.reconnects)
+    await control_mirror.start()
+    feeds = LatestFeeds.of(ctx.bus)
+    await feeds.start()
+    ctx.cleanups += [control_mirror.stop, feeds.stop]
+    store = TradingStateStore(control_kv, control_mirror)
     # Fail closed: the intent consumer starts only after the latched state is read here.
     initial = await store.initialize()
     if initial is not None:
@@ -106,6 +112,7 @@ async def build(ctx: ServiceContext) -> None:
         RateWindow(risk.rate_window_s),
         locks,
         modes,
+        feeds,
     )
     stages = ModeHandler(modes, risk.modes, risk.stages)
     control = ControlHandler(ctx.config, store, trips, stages)

@@ -1,6 +1,8 @@
 """The latched trading state, in the JetStream KV bucket `control`, one key per scope. The
 value is the last TradingStateChanged event, so the audit record and the state are the same
-bytes. Read per intent (never a cached ACTIVE), so a restart or a reconnect re-reads it."""
+bytes. Read per intent through a StreamMirror of the bucket: a watch keeps the copy current
+(an operator's direct KV write included), it is rebuilt after a reconnect, and it serves
+nothing until it is complete, so a restart or a reconnect still re-reads the latched state."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from tradebus_common.codec import decode, encode
 from tradebus_common.config import BreakerConfig
 from tradebus_common.errors import PermanentError, TransientError
 from tradebus_common.events import TradingState, TradingStateChanged
+from tradebus_common.mirror import StreamMirror
 
 from .scopes import GLOBAL, Scope
 
@@ -24,11 +27,15 @@ class StateUnreadable(Exception):
 
 
 class TradingStateStore:
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, mirror: StreamMirror | None = None) -> None:
         self.kv = kv
+        self.mirror = mirror  # None: read the bucket on every call (tools, tests)
 
     async def current(self, scope: Scope = GLOBAL) -> TradingStateChanged | None:
         """The latched state of one scope, or None when it has never been written."""
+        if self.mirror is not None:
+            found = await self.mirror.get_key(scope.key)
+            return None if found is None else decode(found.data or b"", TradingStateChanged)
         try:
             entry = await self.kv.get(scope.key)
         except KeyNotFoundError:
@@ -54,14 +61,22 @@ class TradingStateStore:
         change = TradingStateChanged(
             state=TradingState.ACTIVE, reason="initial state", operator="system"
         )
+        data = encode(change)
         try:
-            await self.kv.create(GLOBAL.key, encode(change))
+            revision = await self.kv.create(GLOBAL.key, data)
         except KeyWrongLastSequenceError:
             return None
+        self._noted(GLOBAL.key, data, revision)
         return change
 
     async def latch(self, change: TradingStateChanged, scope: Scope = GLOBAL) -> None:
-        await self.kv.put(scope.key, encode(change))
+        data = encode(change)
+        self._noted(scope.key, data, await self.kv.put(scope.key, data))
+
+    def _noted(self, key: str, data: bytes, revision: int) -> None:
+        # The next intent must see this latch even if the watch has not delivered it yet.
+        if self.mirror is not None:
+            self.mirror.note_key(key, data, revision)
 
 
 FIXED_BREAKERS = (
