@@ -334,6 +334,35 @@ async def test_lost_heartbeat_breaker_then_auto_resume_after_cooldown(gate, gate
     assert resumed.state is ev.TradingState.ACTIVE and resumed.previous is ev.TradingState.HALTED
 
 
+async def test_correlation_breaker_trips_on_open_positions_moving_together(gate, gate_config, nc):
+    from datetime import timedelta
+
+    cfg = breaker_config(
+        gate_config,
+        correlation_window=5,
+        correlation_sample_s=1.0,
+        heartbeat_check_interval_s=0.05,
+    )
+    await gate.start("risk-gate", config=cfg)
+    path = ["100", "101", "100.5", "102", "101", "103"]
+    t0 = ev.utcnow() - timedelta(seconds=60)
+
+    async def scenario() -> None:
+        long_both = [
+            ev.PositionView(venue="paper", symbol="BTC/USDT", quantity=D("1")),
+            ev.PositionView(venue="paper", symbol="ETH/USDT", quantity=D("3")),
+        ]
+        await publish_event(nc, ev.LedgerSnapshot(positions=long_both))
+        for i, price in enumerate(path):  # ETH moves exactly like BTC, one bucket per second
+            ts = t0 + timedelta(seconds=i)
+            for symbol, scale in (("BTC/USDT", 1), ("ETH/USDT", 30)):
+                tick = ev.MarketTick(venue="paper", symbol=symbol, price=D(price) * scale, ts=ts)
+                await publish_event(nc, tick)
+
+    halted = await _tripped(nc, "correlation", scenario)
+    assert "paper/BTC/USDT and paper/ETH/USDT" in halted.reason and "over 0.7" in halted.reason
+
+
 async def test_breaker_replayed_from_old_history_does_not_trip(gate, gate_config, nc):
     from datetime import timedelta
 

@@ -103,6 +103,10 @@ class BreakerConfig(_Cfg):
     max_event_age_s: float = 300.0  # older snapshots/rejects/reports (a replay) trip nothing
     venue_latency_ms: int = 2000  # submitted -> accepted round trip, from order events
     venue_latency_consecutive: int = 0  # trips after this many slow orders in a row (0: off)
+    # Open positions whose returns move together (direction-adjusted) over the limit trip.
+    correlation_window: int = 0  # returns compared per pair (0: off; 30 is a sensible start)
+    correlation_limit: Decimal = Decimal("0.7")
+    correlation_sample_s: float = 60.0  # one return per symbol per this many seconds of ticks
 
 
 class ProtectionConfig(_Cfg):

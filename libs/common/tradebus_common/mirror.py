@@ -48,8 +48,10 @@ class StreamMirror:
         stream: str,
         filter_subject: str,
         reconnects: Callable[[], int],
+        on_message: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self.js = js
+        self.on_message = on_message  # sees every new message (and the initial copy)
         self.stream = stream
         self.filter_subject = filter_subject
         self._reconnects = reconnects
@@ -143,6 +145,11 @@ class StreamMirror:
         op = (msg.headers or {}).get(_KV_OPERATION)
         seq = meta.sequence.stream
         self._apply(msg.subject, None if op in _DELETED else msg.data, seq)
+        if self.on_message is not None and op not in _DELETED:
+            try:
+                self.on_message(msg.subject, msg.data)
+            except Exception as e:  # an observer's bug must not stop the copy
+                log.warning("mirror observer failed", extra={"error": repr(e)})
         self._received += 1
         if meta.num_pending == 0:
             self._ready.set()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.js.errors import NoKeysError
@@ -38,6 +38,7 @@ from tradebus_common.events import (
 )
 from tradebus_common.ids import derive_id
 
+from .correlation import ReturnSeries, most_correlated, open_directions
 from .handlers import cancel_all, state_alert, transition
 from .modes import ModeHandler, mode_alert
 from .orders import OpenOrderBook
@@ -277,13 +278,40 @@ class LatencyTracker:
 # --- the timer: heartbeats and auto-resume ----------------------------------------------
 
 
+class CorrelationWatch:
+    """Trips `correlation` when two open positions' returns move together over the limit.
+    The series are fed by every market tick (ReturnSeries.add); the check runs on the timer."""
+
+    def __init__(
+        self, series: ReturnSeries, snapshot: Callable[[], Awaitable[LedgerSnapshot | None]]
+    ) -> None:
+        self.series = series
+        self.snapshot = snapshot
+
+    async def check(self, breakers: Breakers) -> list[Event]:
+        directions = open_directions(await self.snapshot())
+        found = most_correlated(self.series, directions, float(breakers.cfg.correlation_limit))
+        if found is None:
+            return []
+        reason = f"{found.describe()}, over {breakers.cfg.correlation_limit}"
+        cause = f"corr:{found.a}:{found.b}:{found.bucket}"
+        return await breakers.trip("correlation", reason, cause, replay=False)
+
+
 class HeartbeatWatch:
-    def __init__(self, bus: Bus, breakers: Breakers, wall: WallClock = time.time) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        breakers: Breakers,
+        wall: WallClock = time.time,
+        correlation: CorrelationWatch | None = None,
+    ) -> None:
         self.bus = bus
         self.breakers = breakers
         self.cfg = breakers.cfg
         self.wall = wall
         self.started_s = wall()
+        self.correlation = correlation
 
     async def run(self) -> None:
         while True:
@@ -306,6 +334,8 @@ class HeartbeatWatch:
                 ):
                     lost.add(heartbeat_breaker(service))
                     events += await self._trip(service, newest)
+        if self.correlation is not None:
+            events += await self.correlation.check(self.breakers)
         # A breaker whose cause persists (a service still silent) does not auto-resume.
         return events + await self.breakers.auto_resume(still_failing=frozenset(lost))
 

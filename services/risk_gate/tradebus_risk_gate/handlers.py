@@ -44,6 +44,7 @@ from .limits import LimitResolver, venue_rules
 from .modes import ModeHandler, ModeStore, mode_alert
 from .orders import OpenOrderBook
 from .protections import ProtectionStore
+from .recon_gate import ReconGateCheck
 from .scopes import GLOBAL, Scope, parse_scope, scopes_for
 from .state import BreakerStore, StateUnreadable, TradingStateStore, breaker_names
 from .throttle import RateWindow
@@ -75,6 +76,8 @@ class IntentHandler:
     """One outcome per intent id, ever. The outcome is recorded in KV `dedup` before it is
     published and marked published after; its id derives from the intent id alone (approved or
     denied alike), so a republish after a crash is deduplicated by JetStream."""
+
+    recon_gate: ReconGateCheck | None = None  # C1 startup gate (set by service.build)
 
     def __init__(
         self,
@@ -108,13 +111,16 @@ class IntentHandler:
             log.info("duplicate intent ignored", extra={"intent_id": intent.id})
             return []
         if record is None:
-            record = OutcomeRecord(outcome=self._decide(intent, view))
+            gate = await self.recon_gate.denial(intent) if self.recon_gate else None
+            record = OutcomeRecord(outcome=self._decide(intent, view, gate))
             await self.seen.put(outcome_key(intent.id), msgspec.json.encode(record))
         await self._publish(record)
         return []
 
-    def _decide(self, intent: OrderIntent, view: RiskView) -> OrderApproved | OrderDenied:
-        denial = first_denial(intent, view)
+    def _decide(
+        self, intent: OrderIntent, view: RiskView, gate: Denial | None = None
+    ) -> OrderApproved | OrderDenied:
+        denial = first_denial(intent, view) or gate
         if denial is not None:
             outcome: OrderApproved | OrderDenied = self._deny(intent, denial)
         else:
@@ -241,10 +247,15 @@ class LatestFeeds:
         self.snapshots = snapshots
 
     @classmethod
-    def of(cls, bus: Bus) -> LatestFeeds:
+    def of(cls, bus: Bus, on_tick: Callable[[MarketTick], None] | None = None) -> LatestFeeds:
         reconnects = bus.reconnects
+
+        def observe(_subject: str, data: bytes) -> None:
+            if on_tick is not None:
+                on_tick(decode(data, MarketTick))
+
         return cls(
-            StreamMirror(bus.js, subjects.STREAM_MARKET, subjects.MARKET_ALL, reconnects),
+            StreamMirror(bus.js, subjects.STREAM_MARKET, subjects.MARKET_ALL, reconnects, observe),
             StreamMirror(bus.js, subjects.STREAM_TRADING, subjects.LEDGER_SNAPSHOT_ALL, reconnects),
         )
 

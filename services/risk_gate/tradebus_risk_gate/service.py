@@ -27,11 +27,13 @@ from tradebus_common.events import (
 from tradebus_common.mirror import StreamMirror
 from tradebus_common.runtime import ServiceContext, ServiceSpec
 
-from .breakers import Breakers, HeartbeatWatch, MonitorHandler
+from .breakers import Breakers, CorrelationWatch, HeartbeatWatch, MonitorHandler
+from .correlation import ReturnSeries
 from .handlers import ControlHandler, IntentHandler, LatestFeeds
 from .modes import ModeHandler, ModeStore
 from .orders import OpenOrderBook
 from .protections import Protections, ProtectionStore
+from .recon_gate import ReconGateCheck
 from .state import BreakerStore, TradingStateStore
 from .throttle import RateWindow
 
@@ -87,7 +89,9 @@ async def build(ctx: ServiceContext) -> None:
     control_kv = await ctx.bus.kv(subjects.BUCKET_CONTROL)
     control_mirror = StreamMirror.of_bucket(ctx.bus.js, subjects.BUCKET_CONTROL, ctx.bus.reconnects)
     await control_mirror.start()
-    feeds = LatestFeeds.of(ctx.bus)
+    cfg = ctx.config.risk.breakers
+    series = ReturnSeries(cfg.correlation_sample_s, cfg.correlation_window)
+    feeds = LatestFeeds.of(ctx.bus, series.add if cfg.correlation_window else None)
     await feeds.start()
     ctx.cleanups += [control_mirror.stop, feeds.stop]
     store = TradingStateStore(control_kv, control_mirror)
@@ -114,6 +118,8 @@ async def build(ctx: ServiceContext) -> None:
         modes,
         feeds,
     )
+    gate_on = ctx.config.reconciler.startup_gate
+    intents.recon_gate = ReconGateCheck.of_mirror(gate_on, control_mirror)  # C1
     stages = ModeHandler(modes, risk.modes, risk.stages)
     control = ControlHandler(ctx.config, store, trips, stages)
     breakers = Breakers(risk.breakers, store, trips, stages)
@@ -137,7 +143,11 @@ async def build(ctx: ServiceContext) -> None:
             handler=MonitorHandler(breakers, book, Protections(risk.protections, locks, modes)),
         )
     )
-    ctx.tasks.append(HeartbeatWatch(ctx.bus, breakers).run)
+    correlation = None
+    if cfg.correlation_window:
+        account = ctx.config.risk.account
+        correlation = CorrelationWatch(series, lambda: feeds.snapshot(account))
+    ctx.tasks.append(HeartbeatWatch(ctx.bus, breakers, correlation=correlation).run)
 
 
 SPEC = ServiceSpec(name="risk-gate", build=build)
