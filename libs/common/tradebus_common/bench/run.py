@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import alerts, baseline, checks, pipeline
+from . import alerts, baseline, checks, halt, pipeline
 from .figures import Figure
 from .stack import BenchStack, peak_rss_mb
 
@@ -25,10 +25,14 @@ class Plan:
     ingest_fills: int
     alerts: int
     risk_checks: int
+    book_orders: int = 1000  # open paper orders when the halt lands (R4's figure)
+    book_rounds: int = 2
 
 
 QUICK = Plan(500, 200, 5, [250, 500, 1000, 2000, 3000], 3, 20, 2000, 50, 20_000)
-FULL = Plan(3000, 200, 30, [250, 500, 1000, 2000, 3000, 4000], 30, 100, 10000, 200, 100_000)
+FULL = Plan(
+    3000, 200, 30, [250, 500, 1000, 2000, 3000, 4000], 30, 100, 10000, 200, 100_000, 1000, 5
+)
 
 
 def progress(message: str) -> None:
@@ -61,6 +65,8 @@ async def measure(
     figs["sustained"] = await pipeline.sustained(stack.url, plan.load_rates, plan.load_seconds)
     progress("halt propagation")
     figs["halt_p99"] = await pipeline.halt_propagation(stack.url, plan.halt_rounds)
+    progress(f"halt propagation with {plan.book_orders} open orders")
+    figs.update(await halt.halt_with_open_orders(stack.url, plan.book_orders, plan.book_rounds))
     progress(f"risk check cost over {plan.risk_checks} intents, in process")
     figs["risk_check_p99"] = checks.risk_check_cost(plan.risk_checks)
     progress("alert to webhook")
@@ -83,6 +89,9 @@ def attach_baselines(figs: dict[str, Figure], base: dict[str, Figure]) -> None:
         "e2e_p999": "publish_p99",
         "sustained": "consume_ack",
         "halt_p99": "publish_p99",
+        "halt_book_state_p99": "publish_p99",
+        "halt_book_cancel_p99": "publish_p99",
+        "halt_book_canceled_p99": "publish_p99",
         "ledger_ingest": "consume_ack",
         "alert_p99": "publish_p99",
     }
