@@ -24,7 +24,7 @@ from .figures import Figure, percentile
 from .pipeline import set_price
 
 _ENC = msgspec.json.Encoder()
-REST_PRICE = "40000"  # well under the 50,000 bench price: the buys rest
+REST_PRICE = "47500"  # 5% under the 50,000 bench price: the buys rest, inside the collar
 
 
 @dataclass

@@ -104,7 +104,7 @@ def attach_baselines(figs: dict[str, Figure], base: dict[str, Figure]) -> None:
 
 def render(figs: dict[str, Figure]) -> str:
     rows = [
-        f"{'figure':<34}{'value':>12} {'unit':<10}{'baseline':>10}  {'ratio':>7}  "
+        f"{'figure':<40}{'value':>12} {'unit':<10}{'baseline':>10}  {'ratio':>7}  "
         f"{'target':>8}  result"
     ]
     for f in figs.values():
@@ -113,7 +113,7 @@ def render(figs: dict[str, Figure]) -> str:
         target = f"{f.target:g}" if f.target is not None else "-"
         met = {True: "met", False: "MISSED", None: ""}[f.met]
         rows.append(
-            f"{f.name:<34}{f.value:>12.3f} {f.unit:<10}{base:>10}  {ratio:>7}  "
+            f"{f.name:<40}{f.value:>12.3f} {f.unit:<10}{base:>10}  {ratio:>7}  "
             f"{target:>8}  {met} {f.note}".rstrip()
         )
     return "\n".join(rows)
