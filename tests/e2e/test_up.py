@@ -61,8 +61,10 @@ async def test_up_trades_stops_cleanly_and_keeps_state_across_restart(tmp_path: 
     up = Up(data_dir, port)
     banner = await up.start()
     dsn = re.search(r"PostgreSQL\s+(postgres\S+)", banner)[1]
+    creds = data_dir / "creds"  # auth is on by default: the banner names these files
+    assert str(creds / "operator.creds") in banner
     try:
-        nc = await nats.connect(url)
+        nc = await nats.connect(url, user_credentials=str(creds / "operator.creds"))
         fills = await collect(nc, "trading.fill.>")
         signal_cmd = await asyncio.create_subprocess_exec(
             *CLI,
@@ -77,6 +79,8 @@ async def test_up_trades_stops_cleanly_and_keeps_state_across_restart(tmp_path: 
             "0.01",
             "--id",
             "up-1",
+            "--creds",
+            str(creds / "strategy-demo.creds"),
         )
         assert await signal_cmd.wait() == 0
         [fill] = await fills.wait_for(lambda e: isinstance(e, ev.Fill), timeout=30)
@@ -91,7 +95,7 @@ async def test_up_trades_stops_cleanly_and_keeps_state_across_restart(tmp_path: 
     again = Up(data_dir, port)
     await again.start()
     try:
-        nc = await nats.connect(url)
+        nc = await nats.connect(url, user_credentials=str(creds / "observer.creds"))
         kv = await nc.jetstream().key_value("control")
         state = (await kv.get("state.global")).value
         await nc.close()

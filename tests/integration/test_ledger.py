@@ -160,10 +160,25 @@ async def test_accounting_of_a_mixed_session(stack, nc, config):
     ]
 
 
+def approval(f: ev.Fill, **kw) -> ev.OrderApproved:
+    return ev.OrderApproved(
+        intent_id=f"i-{f.client_order_id}",
+        strategy=f.strategy,
+        venue=f.venue,
+        symbol=f.symbol,
+        side=f.side,
+        quantity=kw.pop("quantity", f.quantity),
+        order_type=ev.OrderType.MARKET,
+        client_order_id=f.client_order_id,
+        **kw,
+    )
+
+
 async def test_fill_for_an_unknown_strategy_is_booked_flagged_and_alerted(stack, nc, config):
     await stack.start("position-ledger")
     alerts = await collect(nc, "trading.alert.>")
     stray = fill("u1", "buy", "1", "100", strategy="ghost")
+    await publish_event(nc, approval(stray))  # a known order: only the strategy is unknown
     await book(stack, nc, [stray])
     [a] = await alerts.wait_for(lambda e: isinstance(e, ev.Alert))
     assert a.code is ev.AlertCode.UNKNOWN_FILL and a.context["strategy"] == "ghost"

@@ -18,6 +18,9 @@ import jsonschema
 import pytest
 import yaml
 
+from tradebus_common.auth.generate import init_auth
+from tradebus_common.auth.identities import all_identities
+from tradebus_common.cli.main import build_parser
 from tradebus_common.cli.services import RUNNABLE, SERVICE_NAMES
 from tradebus_common.config import Config, config_paths, env_name, load_config
 from tradebus_common.errors import ConfigError
@@ -30,6 +33,12 @@ ENTRYPOINT = ["tradebus"]
 ENV_PREFIX = "TRADEBUS__"
 DB_SERVICES = {"position-ledger", "reconciler"}
 CLUSTER_PORT = 6222
+# Containers of the app image that are not services: what they run, as whom.
+HELPERS = {"bus-init": "admin", "auth-monitor": "auth-monitor"}
+REQUIRED = (*SERVICE_NAMES, "demo-feed")
+GENERATED = "./.tradebus"  # `tradebus auth init --out .tradebus`: not in the repo
+CREDS_TARGET = "/run/secrets/nats.creds"
+STACK = ROOT / "libs" / "common" / "tradebus_common" / "stack"
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -52,6 +61,14 @@ def load_yaml(text: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     return load_yaml(COMPOSE.read_text())
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `tradebus auth init --out .tradebus` writes, as the compose file expects it."""
+    root = tmp_path_factory.mktemp("generated")
+    init_auth(root / ".tradebus", [])
+    return root
 
 
 @functools.cache
@@ -87,18 +104,35 @@ def command_problems(doc: dict[str, Any]) -> list[str]:
     problems, runs = [], []
     for key, svc in app_services(doc).items():
         args = argv(svc)
+        if svc.get("build") != {"context": ".", "dockerfile": "services/Dockerfile"}:
+            problems.append(f"{key}: not built from the repo's one Dockerfile")
+        if key in HELPERS:
+            problems += cli_problems(key, args)
+            continue
         if len(args) != 3 or args[:2] != ["tradebus", "run"] or args[2] not in RUNNABLE:
             problems.append(f"{key}: runs {args}, not `tradebus run <service>`")
             continue
         runs.append(args[2])
         if key != args[2]:
             problems.append(f"{key}: runs {args[2]!r} under another name")
-        if svc.get("build") != {"context": ".", "dockerfile": "services/Dockerfile"}:
-            problems.append(f"{key}: not built from the repo's one Dockerfile")
-    for name in RUNNABLE:  # the six services and the demo feed, once each
+    for name in REQUIRED:  # the six services and the demo feed, once each
         if runs.count(name) != 1:
             problems.append(f"{name}: run by {runs.count(name)} services, want exactly 1")
+    for name in set(runs) - set(REQUIRED):  # examples are optional, but never doubled
+        if runs.count(name) > 1:
+            problems.append(f"{name}: run by {runs.count(name)} services, want at most 1")
     return problems
+
+
+def cli_problems(key: str, args: list[str]) -> list[str]:
+    """A command line the real `tradebus` parser accepts (argparse exits on anything else)."""
+    if args[:1] != ENTRYPOINT:
+        return [f"{key}: runs {args}, not a tradebus command"]
+    try:
+        build_parser().parse_args(args[1:])
+    except SystemExit:
+        return [f"{key}: `{' '.join(args)}` is not a valid tradebus command"]
+    return []
 
 
 @functools.cache
@@ -119,10 +153,15 @@ def env_name_ok(name: str) -> bool:
 
 
 def environment(service: dict[str, Any]) -> dict[str, str]:
+    """The container's environment, `${VAR:-default}` as compose resolves it with VAR unset."""
     env = service.get("environment", {})
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
-    return {k: "" if v is None else str(v) for k, v in env.items()}
+    return {k: _defaults("" if v is None else str(v)) for k, v in env.items()}
+
+
+def _defaults(value: str) -> str:
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
 
 
 def env_problems(doc: dict[str, Any]) -> list[str]:
@@ -138,6 +177,8 @@ def env_problems(doc: dict[str, Any]) -> list[str]:
             problems.append(f"{key}: its environment does not load: {e}")
         if env.get(env_name("bus.url")) != "nats://nats:4222":
             problems.append(f"{key}: bus url is not the nats service")
+        if key in HELPERS:
+            continue
         if (env_name("database.dsn") in env) != (key in DB_SERVICES):
             problems.append(f"{key}: a database DSN only and always for {sorted(DB_SERVICES)}")
     return problems
@@ -156,12 +197,48 @@ def depends_problems(doc: dict[str, Any]) -> list[str]:
         need = {"nats"} | ({"postgres"} if key in DB_SERVICES else set())
         for dep in sorted(need - _healthy_deps(svc)):
             problems.append(f"{key}: does not wait for {dep} to be healthy")
+        if key == "bus-init":
+            continue  # runs once and exits
         if svc.get("restart") != "unless-stopped":
             problems.append(f"{key}: restart policy is not unless-stopped")
+        if key not in HELPERS and "bus-init" not in _completed_deps(svc):
+            problems.append(f"{key}: starts before bus-init created the streams")
     for key, svc in doc["services"].items():
         for dep in sorted(_healthy_deps(svc)):
             if "healthcheck" not in doc["services"].get(dep, {}):
                 problems.append(f"{key}: waits on {dep}, which has no healthcheck")
+    return problems
+
+
+def _completed_deps(svc: dict[str, Any]) -> set[str]:
+    deps = svc.get("depends_on", {})
+    if isinstance(deps, list):
+        return set()
+    return {
+        d for d, spec in deps.items() if spec.get("condition") == "service_completed_successfully"
+    }
+
+
+def identity_of(key: str) -> str:
+    return HELPERS.get(key, key)
+
+
+def auth_problems(doc: dict[str, Any]) -> list[str]:
+    """Each container connects as its own identity, from a generated .creds file."""
+    problems = []
+    identities = {i.name for i in all_identities([])}
+    top = doc.get("secrets", {})
+    for key, svc in app_services(doc).items():
+        env, want = environment(svc), identity_of(key)
+        if env.get(env_name("bus.creds_file")) != CREDS_TARGET:
+            problems.append(f"{key}: does not read its credentials from {CREDS_TARGET}")
+        if key not in HELPERS and env.get(env_name("bus.manage_topology")) != "false":
+            problems.append(f"{key}: may try to administer streams (manage_topology)")
+        mounted = [s for s in svc.get("secrets", []) if isinstance(s, dict)]
+        sources = [s["source"] for s in mounted if CREDS_TARGET.endswith(s.get("target", "-"))]
+        files = [top.get(src, {}).get("file") for src in sources]
+        if want not in identities or files != [f"{GENERATED}/creds/{want}.creds"]:
+            problems.append(f"{key}: credentials {files} are not {want}'s own")
     return problems
 
 
@@ -172,26 +249,68 @@ def _config_arg(command: list[str]) -> str | None:
     return None
 
 
-def _mounted_file(svc: dict[str, Any], target: str, root: Path) -> Path | None:
+def _bind_mounts(svc: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
     for volume in svc.get("volumes", []):
         source, _, rest = volume.partition(":")
-        if rest.split(":")[0] == target and source.startswith("."):
-            return root / source
+        if source.startswith("."):
+            out.append((source, rest.split(":")[0]))
+    return out
+
+
+def host_path(source: str, root: Path, generated: Path | None) -> Path:
+    if source.startswith(GENERATED) and generated is not None:
+        return generated / source
+    return root / source
+
+
+def _mounted_file(
+    svc: dict[str, Any], target: str, root: Path, generated: Path | None = None
+) -> Path | None:
+    """The host file behind a container path, through a file or a directory mount."""
+    for source, mount in _bind_mounts(svc):
+        if target == mount:
+            return host_path(source, root, generated)
+        if target.startswith(mount.rstrip("/") + "/"):
+            return host_path(source, root, generated) / target[len(mount.rstrip("/")) + 1 :]
     return None
 
 
-def nats_problems(doc: dict[str, Any], root: Path = ROOT) -> list[str]:
+def mount_problems(doc: dict[str, Any], root: Path = ROOT, generated: Path | None = None):
+    """Every bind-mounted file or directory exists (in the repo, or as auth init makes it)."""
+    problems = []
+    for key, svc in doc["services"].items():
+        for source, _ in _bind_mounts(svc):
+            if not host_path(source, root, generated).exists():
+                problems.append(f"{key}: mounts {source}, which does not exist")
+    for name, secret in doc.get("secrets", {}).items():
+        if "file" in secret and not host_path(secret["file"], root, generated).exists():
+            problems.append(f"secret {name}: {secret['file']} does not exist")
+    return problems
+
+
+def nats_problems(
+    doc: dict[str, Any], root: Path = ROOT, generated: Path | None = None
+) -> list[str]:
     problems = []
     nats_services = {k: v for k, v in doc["services"].items() if v["image"].startswith("nats:")}
     if "nats" not in nats_services:
         problems.append("no `nats` service")
     for key, svc in nats_services.items():
         target = _config_arg(svc.get("command", []))
-        host = _mounted_file(svc, target, root) if target else None
+        host = _mounted_file(svc, target, root, generated) if target else None
         if host is None or not host.is_file():
-            problems.append(f"{key}: its config file is not mounted from the repo")
-        elif not re.search(r"^\s*jetstream\s*[:{]", host.read_text(), re.MULTILINE):
+            problems.append(f"{key}: its config file is not mounted (repo or auth init)")
+            continue
+        text = host.read_text()
+        if not re.search(r"^\s*jetstream\s*[:{]", text, re.MULTILINE):
             problems.append(f"{key}: {host.name} does not enable jetstream")
+        if generated is not None and "include auth.conf" not in text:
+            problems.append(f"{key}: {host.name} runs without auth")
+        if _flags(svc["command"]).get("-sd") != "/data/jetstream" or not any(
+            m == "/data" for _, m in [v.split(":")[:2] for v in svc.get("volumes", [])]
+        ):
+            problems.append(f"{key}: the JetStream store is not on a volume")
         if "healthcheck" not in svc:
             problems.append(f"{key}: no healthcheck")
     return problems
@@ -219,13 +338,51 @@ def cluster_problems(doc: dict[str, Any]) -> list[str]:
     return problems
 
 
-def compose_problems(doc: dict[str, Any], root: Path = ROOT) -> list[str]:
-    checks = (command_problems, env_problems, depends_problems, cluster_problems)
+def compose_problems(
+    doc: dict[str, Any], root: Path = ROOT, generated: Path | None = None
+) -> list[str]:
+    checks = (
+        command_problems,
+        env_problems,
+        depends_problems,
+        cluster_problems,
+        auth_problems,
+        observability_problems,
+    )
     return [
         *schema_problems(doc),
         *(p for check in checks for p in check(doc)),
-        *nats_problems(doc, root),
+        *nats_problems(doc, root, generated),
+        *mount_problems(doc, root, generated),
     ]
+
+
+def observability_problems(doc: dict[str, Any]) -> list[str]:
+    """Prometheus scrapes every service on the port compose gives it; traces reach the
+    collector's OTLP/HTTP receiver."""
+    problems = []
+    services = doc["services"]
+    profile = {k for k, v in services.items() if "observability" in v.get("profiles", [])}
+    if profile != {"otel-collector", "prometheus", "grafana"}:
+        problems.append(f"observability profile is {sorted(profile)}")
+        return problems
+    prom = load_yaml((STACK / "prometheus.yml").read_text())
+    job = next(j for j in prom["scrape_configs"] if j["job_name"] == "tradebus")
+    [sd] = job["dns_sd_configs"]
+    for key, svc in app_services(doc).items():
+        if key in HELPERS:
+            continue
+        env = environment(svc)
+        if env.get(env_name("telemetry.prometheus_port")) != str(sd["port"]):
+            problems.append(f"{key}: /metrics port is not the one Prometheus scrapes")
+        if key not in sd["names"]:
+            problems.append(f"{key}: Prometheus does not scrape it")
+        endpoint = env.get(env_name("telemetry.otlp_endpoint"), "")
+        collector = load_yaml((STACK / "otel-collector.yaml").read_text())
+        http = collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+        if not endpoint.startswith(f"http://otel-collector:{http.rsplit(':', 1)[1]}/"):
+            problems.append(f"{key}: OTLP endpoint {endpoint!r} is not the collector")
+    return problems
 
 
 def _instruction(text: str, name: str) -> list[str] | str | None:
@@ -248,8 +405,19 @@ def dockerfile_problems(text: str) -> list[str]:
     user = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
     if not user or user[-1] in ("root", "0"):
         problems.append("the image runs as root")
-    if not re.search(r"^RUN pip install \.", text, re.MULTILINE):
+    stages = re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE)
+    if len(stages) < 2 or not all(s.endswith("-slim") for s in stages):
+        problems.append("not a multi-stage build on slim bases")
+    final = text[text.rfind("\nFROM ") :]
+    if not re.search(r"^RUN pip wheel .* \.$", text, re.MULTILINE) or not re.search(
+        r"^RUN pip install --no-index --find-links /wheels tradebus", final, re.MULTILINE
+    ):
         problems.append("the image does not install the repo's distribution")
+    health = re.search(r"^HEALTHCHECK(?:.|\\\n)*?CMD\s+(\[.*\])$", text, re.MULTILINE)
+    if health is None:
+        problems.append("no HEALTHCHECK")
+    else:
+        problems += cli_problems("HEALTHCHECK", json.loads(health.group(1)))
     return problems
 
 
@@ -260,8 +428,13 @@ def test_compose_matches_the_official_schema(compose):
     assert schema_problems(compose) == []
 
 
-def test_compose_agrees_with_the_code(compose):
-    assert compose_problems(compose) == []
+def test_compose_agrees_with_the_code(compose, generated):
+    assert compose_problems(compose, ROOT, generated) == []
+
+
+def test_without_auth_init_the_missing_files_are_named(compose):
+    problems = mount_problems(compose, ROOT, Path("/nonexistent"))
+    assert any("creds/signal.creds does not exist" in p for p in problems)
 
 
 def test_dockerfile_agrees_with_compose_commands():
@@ -269,8 +442,8 @@ def test_dockerfile_agrees_with_compose_commands():
 
 
 def test_every_service_and_the_demo_feed_run_in_compose(compose):
-    runs = sorted(argv(s)[2] for s in app_services(compose).values())
-    assert runs == sorted(RUNNABLE)
+    runs = sorted(argv(s)[2] for k, s in app_services(compose).items() if k not in HELPERS)
+    assert runs == sorted(REQUIRED)
     assert set(SERVICE_NAMES) < set(runs)
 
 
@@ -328,6 +501,43 @@ MUTATIONS = {
         ),
         "nats-2: routes",
     ),
+    "bad helper command": (
+        lambda d: d["services"]["bus-init"].update(command=["auth", "bootstrapp"]),
+        "bus-init: `tradebus auth bootstrapp` is not a valid tradebus command",
+    ),
+    "another service's creds": (
+        lambda d: d["services"]["signal"].update(
+            secrets=[{"source": "risk-gate-creds", "target": "nats.creds"}]
+        ),
+        "signal: credentials ['./.tradebus/creds/risk-gate.creds'] are not signal's own",
+    ),
+    "service administers topology": (
+        lambda d: d["services"]["risk-gate"]["environment"].pop("TRADEBUS__BUS__MANAGE_TOPOLOGY"),
+        "risk-gate: may try to administer streams",
+    ),
+    "no bus-init wait": (
+        lambda d: d["services"]["alerting"]["depends_on"].pop("bus-init"),
+        "alerting: starts before bus-init",
+    ),
+    "store not on a volume": (
+        lambda d: d["services"]["nats"]["volumes"].remove("nats-data:/data"),
+        "nats: the JetStream store is not on a volume",
+    ),
+    "missing mount": (
+        lambda d: d["services"]["prometheus"]["volumes"].__setitem__(
+            0, "./nope/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
+        ),
+        "prometheus: mounts ./nope/prometheus.yml, which does not exist",
+    ),
+    "metrics port mismatch": (
+        lambda d: d["services"]["signal"].update(
+            environment={
+                **d["services"]["signal"]["environment"],
+                "TRADEBUS__TELEMETRY__PROMETHEUS_PORT": "9100",
+            }
+        ),
+        "signal: /metrics port is not the one Prometheus scrapes",
+    ),
     "schema violation": (
         lambda d: d["services"]["postgres"].update(restart=["always"]),
         "schema: services/postgres/restart",
@@ -336,17 +546,19 @@ MUTATIONS = {
 
 
 @pytest.mark.parametrize("name", MUTATIONS)
-def test_a_broken_compose_is_reported(compose, name):
+def test_a_broken_compose_is_reported(compose, generated, name):
     edit, expected = MUTATIONS[name]
-    problems = compose_problems(_mutated(compose, edit))
+    problems = compose_problems(_mutated(compose, edit), ROOT, generated)
     assert any(expected in p for p in problems), problems
 
 
-def test_nats_config_without_jetstream_is_reported(compose, tmp_path):
-    conf = tmp_path / "libs/common/tradebus_common/stack/nats-server.conf"
-    conf.parent.mkdir(parents=True)
-    conf.write_text("port: 4222\n# jetstream is off here\n")
-    assert "nats: nats-server.conf does not enable jetstream" in nats_problems(compose, tmp_path)
+def test_nats_config_without_jetstream_or_auth_is_reported(compose, tmp_path):
+    init_auth(tmp_path / ".tradebus", [])
+    conf = tmp_path / ".tradebus/nats/nats-server.conf"
+    conf.write_text("port: 4222\n# jetstream is off here, and auth\n")
+    problems = nats_problems(compose, ROOT, tmp_path)
+    assert "nats: nats-server.conf does not enable jetstream" in problems
+    assert "nats: nats-server.conf runs without auth" in problems
 
 
 def test_duplicate_service_keys_are_refused():
@@ -361,8 +573,13 @@ def test_duplicate_service_keys_are_refused():
         (lambda t: t.replace('ENTRYPOINT ["tradebus"]', "ENTRYPOINT tradebus"), "ENTRYPOINT"),
         (lambda t: t.replace('CMD ["--help"]', 'CMD ["run", "signal"]'), "CMD"),
         (lambda t: re.sub(r"^USER .*$", "USER root", t, flags=re.MULTILINE), "root"),
+        (lambda t: t.replace('CMD ["tradebus", "healthcheck"]', 'CMD ["tradebus", "helth"]'),
+         "HEALTHCHECK"),
+        (lambda t: t.replace("FROM python:3.11-slim AS build", "FROM python:3.11 AS build"),
+         "multi-stage"),
     ],
-    ids=["other-entrypoint", "shell-form", "cmd-picks-service", "root-user"],
+    ids=["other-entrypoint", "shell-form", "cmd-picks-service", "root-user", "bad-healthcheck",
+         "fat-base"],
 )
 def test_a_broken_dockerfile_is_reported(edit, expected):
     text = DOCKERFILE.read_text()
@@ -383,3 +600,18 @@ def test_a_broken_dockerfile_is_reported(edit, expected):
 )
 def test_env_name_check(name, ok):
     assert env_name_ok(name) is ok
+
+
+def test_the_dashboard_queries_metrics_the_services_export():
+    """Grafana panels name metrics from tradebus_common.metrics (the exporter adds _total to
+    counters and _bucket to histograms); a renamed metric shows up here, not as an empty panel."""
+    source = (ROOT / "libs/common/tradebus_common/metrics.py").read_text()
+    defined = set(re.findall(r'"(tradebus_\w+)"', source))
+    dashboard = json.loads((STACK / "grafana/dashboards/tradebus.json").read_text())
+    used = {
+        re.sub(r"_(total|bucket|sum|count)$", "", m)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for m in re.findall(r"tradebus_\w+", target["expr"])
+    }
+    assert used and used <= defined, sorted(used - defined)

@@ -43,7 +43,7 @@ def walk(*fills: Fill) -> tuple[Position, list]:
     pos, cycle, closed = Position(), Cycle(), []
     for i, f in enumerate(fills):
         after = apply_fill(pos, f)
-        cycle, c = advance(cycle, pos, after, T0 + timedelta(minutes=i))
+        cycle, c = advance(cycle, pos, after, T0 + timedelta(minutes=i), f.price, f.exit_reason)
         closed += [c] if c else []
         pos = after
     return pos, closed

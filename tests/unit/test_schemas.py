@@ -195,6 +195,9 @@ def test_bad_client_signal_fails_validation(change):
     assert _errors(CLIENT_SIGNAL | change) != []
 
 
-def test_signal_without_quantity_fails_validation():
+def test_signal_without_quantity_is_schema_valid_and_without_side_is_not():
+    # S2: `sizing` or `target_position` may size a signal instead of `quantity`; a signal
+    # with none of the three is dead-lettered INVALID_SIZING by the signal service.
     raw = {k: v for k, v in CLIENT_SIGNAL.items() if k != "quantity"}
-    assert _errors(raw) != []
+    assert _errors(raw) == []
+    assert _errors({k: v for k, v in CLIENT_SIGNAL.items() if k != "side"}) != []

@@ -100,11 +100,51 @@ SAMPLES: dict[type[ev.Event], ev.Event] = {
     ev.VenueLatencyObserved: ev.VenueLatencyObserved(
         venue="paper", operation="create_order", latency_ms=12
     ),
+    ev.VenueBreakerChanged: ev.VenueBreakerChanged(
+        venue="binance",
+        state=ev.VenueBreakerState.OPEN,
+        previous=ev.VenueBreakerState.CLOSED,
+        failures=5,
+    ),
     ev.MarketTick: ev.MarketTick(venue="paper", symbol="BTC/USDT", price=Decimal(1)),
     ev.MessageDeadLettered: ev.MessageDeadLettered(
         service="signal", reason=ErrorCode.MALFORMED_JSON, error="e", subject="trading.signal.x"
     ),
+    # signal service (S4, O6)
+    ev.SignalRejected: ev.SignalRejected(
+        signal_id="s", strategy="demo", reason=ev.SignalRejectReason.EXPIRED
+    ),
+    ev.StrategyCommand: ev.StrategyCommand(strategy="demo", action=ev.StrategyAction.PAUSE),
+    ev.StrategyRunChanged: ev.StrategyRunChanged(
+        strategy="demo", state=ev.StrategyRunState.PAUSED, action=ev.StrategyAction.PAUSE
+    ),
+    ev.StrategyCommandAnswered: ev.StrategyCommandAnswered(
+        strategy="demo", action=ev.StrategyAction.STATUS, state=ev.StrategyRunState.RUNNING
+    ),
+    # reconciler and audit (C1, B7)
+    ev.ReconGateChanged: ev.ReconGateChanged(state=ev.ReconGateState.CLEAN),
+    ev.AuditCheckpoint: ev.AuditCheckpoint(stream_seq=1, chain_hash="00"),
 }
+# Order management and algorithms (execution-gateway, E4/E7/E9).
+SAMPLES.update(
+    {
+        ev.CancelOrder: ev.CancelOrder(client_order_id="tbabc"),
+        ev.ModifyOrder: ev.ModifyOrder(client_order_id="tbabc", quantity=Decimal(2)),
+        ev.OrderCommandRejected: ev.OrderCommandRejected(
+            command="cancel", reason=ev.CommandRejectReason.NOT_WORKING, **ORDER
+        ),
+        ev.AlgoProgress: ev.AlgoProgress(
+            kind=ev.AlgoKind.TWAP,
+            status=ev.AlgoStatus.WORKING,
+            side=ev.Side.BUY,
+            quantity=Decimal(1),
+            **ORDER,
+        ),
+        ev.ExecutionQuality: ev.ExecutionQuality(
+            side=ev.Side.BUY, quantity=Decimal(1), filled_quantity=Decimal(1), **ORDER
+        ),
+    }
+)
 PUBLISHED = [t for t in ev.ALL_EVENTS if t is not ev.Heartbeat]
 
 

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import ssl
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +24,9 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 from opentelemetry import trace
+from opentelemetry.context import Context
 
-from . import subjects
+from . import metrics, subjects
 from .codec import decode, decoder_for, encode
 from .config import BusConfig
 from .errors import ErrorCode, PermanentError, TransientError
@@ -69,6 +72,10 @@ class BatchItem:
 
     event: Any
     delivery: Delivery
+    # This message's handler span. A batch handler that publishes by itself (not by returning
+    # events) wraps that item's work in `with trace.use_span(item.span):` so what it publishes
+    # continues the message's trace.
+    span: trace.Span | None = None
 
 
 # A batch handler gets every decodable message of one fetch and returns, in the same order,
@@ -105,9 +112,16 @@ async def connect(cfg: BusConfig, name: str) -> NATS:
     }
     if cfg.creds_file:
         opts["user_credentials"] = cfg.creds_file
+    if cfg.tls_ca_file:
+        opts["tls"] = tls_context(cfg.tls_ca_file)
     nc = await _first_connect(cfg.url, opts)
     log.info("nats connected", extra={"server": _server(nc)})
     return nc
+
+
+def tls_context(ca_file: str) -> ssl.SSLContext:
+    """Verify the server against our own CA (`tradebus auth init --tls`)."""
+    return ssl.create_default_context(cafile=ca_file)
 
 
 async def _first_connect(url: str, opts: dict[str, Any]) -> NATS:
@@ -191,6 +205,9 @@ KV_BUCKETS: dict[str, dict[str, Any]] = {
     subjects.BUCKET_ORDER_JOURNAL: {"history": 8},
     subjects.BUCKET_PAPER_VENUE: {"history": 1},
     subjects.BUCKET_DEDUP: {"history": 1},
+    subjects.BUCKET_STRATEGY_RUNS: {"history": 8},
+    subjects.BUCKET_EXITS: {"history": 4},
+    subjects.BUCKET_EXECUTION: {"history": 4},
 }
 
 
@@ -228,6 +245,29 @@ async def ensure_topology(js: JetStreamContext, cfg: BusConfig, heartbeat_ttl_s:
     await ensure_health_bucket(js, heartbeat_ttl_s, cfg.replicas)
 
 
+def topology_streams() -> list[str]:
+    """The streams ensure_topology creates (a KV bucket is stream KV_<bucket>)."""
+    buckets = [*KV_BUCKETS, subjects.BUCKET_HEALTH]
+    return [subjects.STREAM_TRADING, subjects.STREAM_MARKET, *(f"KV_{b}" for b in buckets)]
+
+
+async def wait_for_topology(js: JetStreamContext, retry_s: float = 1.0) -> None:
+    """With auth on a service may not create streams (bus.manage_topology = false): wait
+    until the admin has (`tradebus up`, compose's bus-init), checking, never changing them."""
+    for name in topology_streams():
+        while True:
+            try:
+                await js.stream_info(name)
+                break
+            except NotFoundError:
+                raise_if_cancelling()
+                log.warning(
+                    "stream missing; waiting for the admin to create it (tradebus auth bootstrap)",
+                    extra={"stream": name},
+                )
+                await asyncio.sleep(retry_s)
+
+
 # --- publishing -------------------------------------------------------------------------
 
 
@@ -249,27 +289,32 @@ class Bus:
         headers = inject_headers({MSG_ID: event.id})
         subject = subject or subjects.subject_for(event)
         try:
-            return await self.js.publish(subject, encode(event), headers=headers)
+            ack = await self.js.publish(subject, encode(event), headers=headers)
         except (
             nats.errors.TimeoutError,
             nats.errors.NoRespondersError,
             nats.errors.ConnectionClosedError,
         ) as e:
             raise TransientError(f"publish to {subject} failed: {e!r}") from e
+        metrics.observe_published((event,))
+        return ack
 
-    async def publish_all(self, events: Sequence[Event]) -> None:
+    async def publish_all(
+        self, events: Sequence[Event], parents: Sequence[Context | None] | None = None
+    ) -> None:
         """Publish in order, pipelined: every message is sent before any ack is awaited, so
         n events cost one round trip, not n. One connection keeps their order on the wire.
         Any missing ack raises TransientError: a retry republishes the same ids, and the
-        stream drops the copies of those that did land."""
-        if len(events) <= 1:
+        stream drops the copies of those that did land. `parents` gives each event the trace
+        context it continues (a batch's outputs each follow their own input's trace)."""
+        if len(events) <= 1 and parents is None:
             for event in events:
                 await self.publish(event)
             return
         pending: list[asyncio.Future[api.PubAck]] = []
         try:
-            for event in events:
-                headers = inject_headers({MSG_ID: event.id})
+            for i, event in enumerate(events):
+                headers = inject_headers({MSG_ID: event.id}, parents[i] if parents else None)
                 subject = subjects.subject_for(event)
                 pending.append(await self.js.publish_async(subject, encode(event), headers=headers))
             await asyncio.wait_for(asyncio.gather(*pending), PUBLISH_ACK_TIMEOUT_S)
@@ -277,6 +322,7 @@ class Bus:
             for fut in pending:
                 fut.cancel()
             raise TransientError(f"publishing {len(events)} events failed: {e!r}") from e
+        metrics.observe_published(events)
 
     async def last_tick(self, venue: str, symbol: str) -> MarketTick | None:
         """The newest tick on md.<venue>.<symbol>, or None if there is none (or it is unreadable)."""
@@ -455,9 +501,27 @@ class ConsumeLoop:
     def _reconnected(self) -> bool:
         return self.bus.nc.stats["reconnects"] != self._reconnects_seen
 
+    def _span(self, msg: Msg) -> trace.Span:
+        """A span per handled message, child of the span that published it (W3C headers)."""
+        meta = msg.metadata
+        return self.tracer.start_span(
+            f"consume {self.sub.durable}",
+            context=extract_context(msg.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "tradebus.service": self.bus.service,
+                "messaging.system": "nats",
+                "messaging.destination.name": msg.subject,
+                "messaging.consumer.group.name": self.sub.durable,
+                "messaging.message.id": message_id(msg),
+                "tradebus.stream_seq": meta.sequence.stream,
+                "tradebus.deliveries": meta.num_delivered,
+            },
+        )
+
     async def process(self, msg: Msg) -> None:
-        ctx = extract_context(msg.headers)
-        with self.tracer.start_as_current_span(f"consume {self.sub.durable}", context=ctx):
+        started = time.perf_counter()
+        with trace.use_span(self._span(msg), end_on_exit=True):
             try:
                 event = self.sub.decoder(msg)
             except PermanentError as e:
@@ -469,36 +533,53 @@ class ConsumeLoop:
             if event is None:  # the decoder says: nothing to do (e.g. a foreign message)
                 await msg.ack()
                 return
+            _describe_span(trace.get_current_span(), event)
             await self._handle(msg, event)
+        metrics.record_handler(self.sub.durable, time.perf_counter() - started)
 
     async def process_batch(self, msgs: list[Msg]) -> None:
         """Decode each (bad ones dead-letter alone), hand the rest to the batch handler, publish
         its outputs, then ack each. Any failure of the batch: redo it one message at a time."""
         assert self.sub.batch_handler is not None
-        with self.tracer.start_as_current_span(f"consume-batch {self.sub.durable}"):
-            decoded = [(msg, ev) for msg in msgs if (ev := await self._decode(msg)) is not None]
-            if not decoded:
-                return
-            items = [BatchItem(ev, _delivery(msg)) for msg, ev in decoded]
+        started = time.perf_counter()
+        decoded = [(msg, ev) for msg in msgs if (ev := await self._decode(msg)) is not None]
+        if not decoded:
+            return
+        # One span per message, each in its own trace; each output continues its input's.
+        spans = [self._span(msg) for msg, _ in decoded]
+        for span in spans:
+            span.set_attribute("tradebus.batch_size", len(decoded))
+        try:
+            items = [
+                BatchItem(ev, _delivery(msg), span)
+                for (msg, ev), span in zip(decoded, spans, strict=True)
+            ]
             try:
                 outputs = await self.sub.batch_handler(items)
-                ordered = []
-                for (_, event), outs in zip(decoded, outputs, strict=True):
+                ordered, parents = [], []
+                for (_, event), outs, span in zip(decoded, outputs, spans, strict=True):
                     for out in outs:
                         _link(out, event)
                         ordered.append(out)
-                await self.bus.publish_all(ordered)
+                        parents.append(trace.set_span_in_context(span))
+                await self.bus.publish_all(ordered, parents)
             except Exception as e:
                 log.warning(
                     "batch failed; processing its messages one by one",
                     extra={"durable": self.sub.durable, "size": len(items), "error": repr(e)},
                 )
-                for msg, event in decoded:
-                    await self._handle(msg, event)
+                for (msg, event), span in zip(decoded, spans, strict=True):
+                    with trace.use_span(span):
+                        await self._handle(msg, event)
                 return
+        finally:
+            for span, (_, event) in zip(spans, decoded, strict=True):
+                _describe_span(span, event)
+                span.end()
         for msg, _ in decoded:
             await msg.ack()
             self.processed += 1
+        metrics.record_handler(self.sub.durable, time.perf_counter() - started)
 
     async def _decode(self, msg: Msg) -> Any:
         """The decoded event, or None once the message is settled (dead-lettered or acked)."""
@@ -595,6 +676,13 @@ class ConsumeLoop:
             await msg.nak(delay=self.cfg.nak_delay_s)
             return
         await msg.term()
+
+
+def _describe_span(span: trace.Span, event: Any) -> None:
+    """What was handled, so a trace can be found by event or correlation (signal) id."""
+    span.set_attribute("tradebus.event_type", type(event).__name__)
+    span.set_attribute("tradebus.event_id", getattr(event, "id", "") or "")
+    span.set_attribute("tradebus.correlation_id", getattr(event, "correlation_id", "") or "")
 
 
 def _delivery(msg: Msg) -> Delivery:

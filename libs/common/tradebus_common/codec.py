@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import msgspec
+import msgspec.inspect as mi
 
 from .errors import ErrorCode, PermanentError
 from .events import AnyEvent, Event
@@ -32,8 +34,86 @@ def decode(data: bytes, type_: Any = AnyEvent) -> Any:
     """Decode or raise PermanentError with MALFORMED_JSON / SCHEMA_VIOLATION."""
     dec = _any_decoder if type_ is AnyEvent else decoder_for(type_)
     try:
-        return dec.decode(data)
+        return check_numbers(dec.decode(data))
     except msgspec.ValidationError as e:
         raise PermanentError(f"schema violation: {e}", ErrorCode.SCHEMA_VIOLATION) from e
     except (msgspec.DecodeError, UnicodeDecodeError) as e:  # bad UTF-8 inside a string
         raise PermanentError(f"malformed JSON: {e}", ErrorCode.MALFORMED_JSON) from e
+    except RecursionError as e:  # msgspec's answer to JSON nested thousands deep
+        raise PermanentError("malformed JSON: nested too deep", ErrorCode.MALFORMED_JSON) from e
+
+
+# --- numbers a Decimal field must never hold --------------------------------------------
+# msgspec decodes "NaN", "sNaN", "Infinity" and "1E+999999999" into a Decimal. One of those
+# in a price or a quantity breaks every later comparison (NaN < x raises InvalidOperation),
+# overflows the arithmetic or is booked as money. A real amount is finite and within
+# 1e-40..1e40; a negative zero is a zero (it would print as "-0").
+MAX_DECIMAL_EXPONENT = 40
+_ZERO = Decimal(0)
+_plans: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def check_numbers(value: Any) -> Any:
+    """Raise SCHEMA_VIOLATION for a non-finite or absurd Decimal anywhere in a decoded value
+    (Struct fields, lists, dict values); turn negative zeros into zeros. Returns the value."""
+    if isinstance(value, msgspec.Struct):
+        for name, nested in _plan(type(value)):
+            item = getattr(value, name)
+            if nested:
+                check_numbers(item)
+            elif item is not None and (fixed := _checked(item, name)) is not item:
+                msgspec.structs.force_setattr(value, name, fixed)
+    elif isinstance(value, list):
+        for item in value:
+            check_numbers(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, Decimal):
+                value[key] = _checked(item, str(key))
+            else:
+                check_numbers(item)
+    return value
+
+
+def _checked(d: Decimal, name: str) -> Decimal:
+    if not d.is_finite():
+        raise PermanentError(f"{name}: {d} is not a number", ErrorCode.SCHEMA_VIOLATION)
+    if d.is_zero():
+        return _ZERO if d.is_signed() or d.adjusted() > MAX_DECIMAL_EXPONENT else d
+    if abs(d.adjusted()) > MAX_DECIMAL_EXPONENT:
+        raise PermanentError(f"{name}: {d:.3e} is out of range", ErrorCode.SCHEMA_VIOLATION)
+    return d
+
+
+def _plan(cls: type) -> tuple[tuple[str, bool], ...]:
+    """The fields of a Struct that can hold a Decimal: (name, nested?) with nested meaning a
+    Struct, list or dict to walk. Built once per class, so the check costs a few getattrs."""
+    plan = _plans.get(cls)
+    if plan is None:
+        info = mi.type_info(cls)
+        assert isinstance(info, mi.StructType)
+        plan = tuple(
+            (f.name, not _is_decimal(f.type)) for f in info.fields if _has_decimal(f.type, set())
+        )
+        _plans[cls] = plan
+    return plan
+
+
+def _is_decimal(t: mi.Type) -> bool:
+    if isinstance(t, mi.UnionType):
+        return all(isinstance(x, mi.DecimalType | mi.NoneType) for x in t.types)
+    return isinstance(t, mi.DecimalType)
+
+
+def _has_decimal(t: mi.Type, seen: set[type]) -> bool:
+    if isinstance(t, mi.DecimalType):
+        return True
+    if isinstance(t, mi.UnionType):
+        return any(_has_decimal(x, seen) for x in t.types)
+    if isinstance(t, mi.ListType | mi.DictType):
+        inner = t.item_type if isinstance(t, mi.ListType) else t.value_type
+        return _has_decimal(inner, seen)
+    if isinstance(t, mi.StructType) and t.cls not in seen:
+        seen.add(t.cls)
+        return any(_has_decimal(f.type, seen) for f in t.fields)
+    return False

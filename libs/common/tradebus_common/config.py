@@ -29,7 +29,11 @@ class _Cfg(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True
 
 class BusConfig(_Cfg):
     url: str = "nats://127.0.0.1:4222"
-    creds_file: str = ""
+    creds_file: str = ""  # NATS .creds file of this service's identity (`tradebus auth init`)
+    tls_ca_file: str = ""  # CA to trust for tls:// URLs (`tradebus auth init --tls`: tls/ca.pem)
+    # false with auth on: an admin identity created streams and buckets (`tradebus up`,
+    # compose's bus-init); the service only checks they exist and never administers them.
+    manage_topology: bool = True
     connect_timeout_s: float = 5.0
     duplicate_window_s: int = 600
     replicas: int = 1  # stream and KV replicas: 3 on a 3-node JetStream cluster
@@ -59,11 +63,69 @@ class VenueConfig(_Cfg):
     # takes at most participation_rate of a tick's volume (all of it when a tick has none).
     slippage_bps: Decimal = Decimal("0")
     participation_rate: Decimal = Decimal("1")
+    starting_balances: dict[str, Decimal] = {}  # paper: per currency; moved by every fill
+    # kind = "ccxt" (docs/execution.md). Secrets only from the env vars / files named here.
+    exchange: str = ""  # ccxt exchange id, e.g. "binance", "bybit", "okx"
+    sandbox: bool = True  # the venue's testnet: set_sandbox_mode(True), before anything else
+    demo: bool = False  # enable_demo_trading(True) (Binance futures, Bybit demo)
+    market_type: str = "spot"  # ccxt defaultType: spot | swap | future
+    api_key_env: str = ""
+    api_key_file: str = ""
+    secret_env: str = ""
+    secret_file: str = ""
+    password_env: str = ""  # OKX, KuCoin, ... passphrase
+    password_file: str = ""
+    api_urls: dict[str, str] = {}  # override entries of ccxt urls['api'] (an emulator, a proxy)
+    timeout_ms: int = 10000  # per HTTP call; a create that times out becomes UNKNOWN
+    rate_limit_ms: int = 0  # ccxt's per-instance limiter spacing; 0: the exchange's default
+    retry_attempts: int = 4  # transient errors on reads and cancels (never on create)
+    retry_base_ms: int = 200  # backoff: base x 2^n with jitter, at least Retry-After
+    retry_max_ms: int = 10000
+    breaker_failures: int = 5  # consecutive failed calls that open the venue's breaker
+    breaker_open_s: float = 30.0  # then one probe call (HALF_OPEN)
+    unknown_resolve_attempts: int = 6  # lookups by client order id per UNKNOWN order ...
+    unknown_grace_s: float = 15.0  # ... and "not found" this long after the send is final
+    resubmit_max_age_s: float = 30.0  # unsent (not found) younger than this: resend, same id
+    order_poll_interval_ms: int = 1000  # REST polling of working orders (fills, cancels)
+    ticker_poll_interval_ms: int = 0  # md.<venue>.<symbol> from fetch_ticker; 0: off
 
 
 class StrategyConfig(_Cfg):
     enabled: bool = True
     quantity: Decimal | None = None  # fixed-quantity sizing; None keeps the signal's quantity
+    # S2/S3/S5, docs/signals.md. Share of the account's equity this strategy sizes from and
+    # may not exceed (the weights need not sum to 1; keep them <= 1 in total to not overlap).
+    allocation_weight: Decimal = Decimal("1")
+    sizing_mode: str = ""  # default when a signal has no quantity: fixed_quantity | ...
+    sizing_value: Decimal | None = None
+    risk_per_trade_pct: Decimal = Decimal("0.5")  # risk_per_trade without a value
+    risk_pct_from_stage: bool = False  # true: the risk-gate's current stage sets that %
+    # Default bracket, relative to the entry price, for entries without one (None: off)
+    stop_loss_pct: Decimal | None = None
+    take_profit_pct: Decimal | None = None
+    trailing_stop_pct: Decimal | None = None
+    max_holding_s: float | None = None
+
+
+class SignalConfig(_Cfg):
+    """[signal]: the signal service (docs/signals.md)."""
+
+    default_ttl_s: float = 0.0  # signals without ttl_s / expires_at: 0 never expire
+    exits_enabled: bool = True  # watch md ticks and close positions at their exits (S5)
+
+
+class ExampleStrategyConfig(_Cfg):
+    """[example_strategy] (S6): the SMA-cross example, run by `tradebus up` when enabled."""
+
+    enabled: bool = False
+    strategy: str = "demo"  # must be in [strategies]
+    venue: str = "paper"
+    symbol: str = "BTC/USDT"
+    fast_window: int = 10  # ticks
+    slow_window: int = 30
+    quantity: Decimal = Decimal("0.01")
+    stop_loss_pct: Decimal = Decimal("1")  # bracket of each entry, % from the entry price
+    take_profit_pct: Decimal = Decimal("2")
 
 
 class RiskLimitsOverride(_Cfg):
@@ -189,13 +251,45 @@ class LedgerConfig(_Cfg):
     snapshot_min_interval_ms: int = 1000  # and on change, at most this often
     day_timezone: str = "UTC"  # daily P&L: the day starts at day_start_hour in this zone
     day_start_hour: int = 0
+    # Starting cash: "config" ([accounts.<name>] starting_cash) or "venue" (fixed by the first
+    # balance of cash_currency the reconciler reports for the account; config until then).
+    cash_source: str = "config"
+    cash_currency: str = "USDT"
+
+
+class ReconcilerConfig(_Cfg):
+    """[reconciler] (C1-C4, B7): docs/reconciliation.md and docs/audit.md."""
+
+    # C1: when true the risk-gate approves new orders only once a run is clean or accepted
+    # (a missing gate key counts as RECONCILING). Off by default so a bare risk-gate (tests,
+    # a first try) trades; turn it on for anything that reaches a real venue.
+    startup_gate: bool = False
+    open_orders_interval_s: float = 30.0  # 0: no periodic open-order runs
+    positions_interval_s: float = 300.0  # positions, balances and trades; 0: off
+    position_tolerance: Decimal = Decimal("0")  # base units, per symbol
+    balance_tolerance: Decimal = Decimal("0.00000001")  # per currency
+    drift_action: str = "halt"  # alert | reduce | halt: what unresolved drift does
+    drift_min_discrepancies: int = 1  # position/balance drifts needed to act
+    external_orders: str = "adopt"  # adopt (track, alert) | cancel (cancel, alert)
+    unknown_order_grace_s: float = 60.0  # journal `submitting` younger than this: in flight
+    trades_overlap_s: float = 300.0  # each trade check looks back this far past the checkpoint
+    venue_timeout_s: float = 5.0
+    end_of_day_utc: str = ""  # "HH:MM": daily report as JSON and CSV; "": off
+    report_dir: str = "reports"
+    audit_checkpoint_interval_s: float = 60.0  # 0: no checkpoints
+    audit_checkpoint_every_msgs: int = 10000  # also after this many messages
 
 
 class TelemetryConfig(_Cfg):
     log_level: str = "INFO"
     log_format: str = "json"  # json | text
-    traces_exporter: str = "none"  # none | console
+    traces_exporter: str = "none"  # none | console | otlp | file
     prometheus_port: int = 0  # 0: no /metrics endpoint; compose sets one per service
+    # OTLP/HTTP traces endpoint (traces_exporter = "otlp"), e.g. http://otel-collector:4318/v1/traces
+    otlp_endpoint: str = ""
+    traces_file: str = ""  # traces_exporter = "file": one JSON line per span (debugging, tests)
+    prometheus_host: str = "0.0.0.0"  # the /metrics listen address
+    metrics_sample_interval_s: float = 5.0  # how often consumer lag is sampled
 
 
 class RuntimeConfig(_Cfg):
@@ -213,6 +307,28 @@ class FeedConfig(_Cfg):
     start_prices: dict[str, Decimal] = msgspec.field(
         default_factory=lambda: {"BTC/USDT": Decimal("50000"), "ETH/USDT": Decimal("3000")}
     )
+    # E8: "random" (the seeded walk above) or "replay" (the bundled sample ticks, re-stamped
+    # to now, at `speed` x real time; 0 = as fast as possible), looping when replay_loop.
+    source: str = "random"
+    speed: float = 1.0
+    replay_loop: bool = True
+
+
+class ExecutionTimeouts(_Cfg):
+    """[execution.strategies.<name>]: a strategy's own timeouts; unset inherits [execution]."""
+
+    order_ttl_s: float | None = None
+    unfilled_timeout_s: float | None = None
+
+
+class ExecutionConfig(_Cfg):
+    """[execution] (E4/E7): order timeouts and the algo scheduler. 0 disables a timeout."""
+
+    order_ttl_s: float = 0.0  # a working order (or algo parent) is canceled this long after submit
+    unfilled_timeout_s: float = 0.0  # ... or this long after submit with nothing filled
+    timer_interval_ms: int = 100  # how often the gateway looks for due slices and timeouts
+    algo_poll_s: float = 2.0  # re-read a working algo's children at least this often
+    strategies: dict[str, ExecutionTimeouts] = {}
 
 
 class WebhookSinkConfig(_Cfg):
@@ -292,9 +408,13 @@ class Config(_Cfg):
     telemetry: TelemetryConfig = TelemetryConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     feed: FeedConfig = FeedConfig()
+    execution: ExecutionConfig = ExecutionConfig()
     alerting: AlertingConfig = AlertingConfig()
     ledger: LedgerConfig = LedgerConfig()
+    reconciler: ReconcilerConfig = ReconcilerConfig()
     accounts: dict[str, AccountConfig] = {}
+    signal: SignalConfig = SignalConfig()
+    example_strategy: ExampleStrategyConfig = ExampleStrategyConfig()
 
     def database_dsn(self) -> str:
         """The DSN: the config value, else the environment variable named by dsn_env."""

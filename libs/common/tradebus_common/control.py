@@ -53,7 +53,7 @@ def _parse_body(data: bytes, text: str, action: ControlAction) -> _ControlBody:
         return _ControlBody(reason=text[:_MAX_REASON])
     try:
         return _body_decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as e:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as e:  # deep nesting
         if action is ControlAction.HALT:
             # An emergency stop must never fail on its wording: garbled JSON still halts,
             # with the raw text kept as the reason.

@@ -22,6 +22,9 @@ class ErrorCode(StrEnum):
     MAX_DELIVERIES = "MAX_DELIVERIES"
     HANDLER_FAILED = "HANDLER_FAILED"
     CONFIG_INVALID = "CONFIG_INVALID"
+    INCONSISTENT_BRACKET = "INCONSISTENT_BRACKET"  # e.g. a long's stop at or above entry
+    INVALID_SIZING = "INVALID_SIZING"  # no way to size, or a sizing value out of range
+    ZERO_STOP_DISTANCE = "ZERO_STOP_DISTANCE"  # risk sizing with the stop at the entry
 
 
 class TradebusError(Exception):

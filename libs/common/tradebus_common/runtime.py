@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from . import __version__, subjects
+from . import __version__, metrics, subjects
 from .bus import (
     Bus,
     ConsumeLoop,
@@ -21,12 +21,13 @@ from .bus import (
     connect,
     ensure_topology,
     raise_if_cancelling,
+    wait_for_topology,
 )
 from .codec import encode
 from .config import Config
 from .errors import ConfigError
 from .events import Heartbeat
-from .telemetry import setup_logging, setup_tracing
+from .telemetry import bind_service, flush_traces, setup_logging, setup_tracing
 
 log = logging.getLogger("tradebus.runtime")
 
@@ -71,19 +72,28 @@ class ServiceRunner:
         self.ready = asyncio.Event()
         self.ctx: ServiceContext | None = None
         self.loops: list[ConsumeLoop] = []
+        self._metrics_port = 0
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
         cfg = self.config
-        tracer = setup_tracing(self.spec.name, cfg.telemetry.traces_exporter)
+        tel = cfg.telemetry
+        bind_service(self.spec.name, self.instance)
+        tracer = setup_tracing(
+            self.spec.name, tel.traces_exporter, tel.otlp_endpoint, tel.traces_file
+        )
+        metrics.setup(self.spec.name)
         nc = await connect(cfg.bus, f"{self.spec.name}:{self.instance}")
         bus = Bus(nc, cfg.bus, self.spec.name)
         ctx = self.ctx = ServiceContext(self.spec.name, self.instance, cfg, bus)
         tasks: list[asyncio.Task[None]] = []
         try:
-            await ensure_topology(bus.js, cfg.bus, cfg.runtime.heartbeat_ttl_s)
+            if cfg.bus.manage_topology:
+                await ensure_topology(bus.js, cfg.bus, cfg.runtime.heartbeat_ttl_s)
+            else:
+                await wait_for_topology(bus.js)
             await self.spec.build(ctx)
             self.loops = [ConsumeLoop(bus, s, tracer) for s in ctx.subscriptions]
             for loop in self.loops:
@@ -91,6 +101,8 @@ class ServiceRunner:
             tasks = [asyncio.create_task(loop.run()) for loop in self.loops]
             tasks += [asyncio.create_task(t()) for t in ctx.tasks]
             tasks.append(asyncio.create_task(self._heartbeat_forever()))
+            tasks.append(asyncio.create_task(self._sample_lag()))
+            self._serve_metrics()
             log.info(
                 "service started", extra={"service": self.spec.name, "instance": self.instance}
             )
@@ -98,6 +110,18 @@ class ServiceRunner:
             await self._wait_for_stop(tasks)
         finally:
             await self._shutdown(tasks, ctx)
+
+    def _serve_metrics(self) -> None:
+        tel = self.config.telemetry
+        if tel.prometheus_port > 0:
+            metrics.serve(tel.prometheus_port, tel.prometheus_host)
+            self._metrics_port = tel.prometheus_port
+
+    async def _sample_lag(self) -> None:
+        assert self.ctx is not None
+        consumers = [(lp.sub.stream, lp.sub.durable) for lp in self.loops]
+        interval_s = self.config.telemetry.metrics_sample_interval_s
+        await metrics.sample_consumers(self.ctx.bus.js, consumers, interval_s)
 
     async def _wait_for_stop(self, tasks: list[asyncio.Task[None]]) -> None:
         stopper = asyncio.create_task(self._stop.wait())
@@ -128,6 +152,10 @@ class ServiceRunner:
             await asyncio.wait_for(ctx.bus.nc.drain(), timeout=drain)
         except Exception as e:
             log.warning("nats drain incomplete", extra={"error": repr(e)})
+        if self._metrics_port:  # shutting the HTTP server down waits for its poll: a thread
+            await asyncio.to_thread(metrics.release, self._metrics_port)
+            self._metrics_port = 0
+        flush_traces()
         log.info("service stopped", extra={"service": self.spec.name})
 
     @staticmethod

@@ -19,6 +19,9 @@ BUCKET_DEDUP = "dedup"
 BUCKET_ALERTS = "alerts"  # alerting: alert records, deliveries per sink, dedup windows
 BUCKET_RISK_ORDERS = "risk_orders"  # risk-gate: approved orders not yet terminal
 BUCKET_RISK_PROTECTIONS = "risk_protections"  # risk-gate: entry locks and recent exits
+BUCKET_EXECUTION = "execution_state"  # gateway: algo parents, working orders' timers/quality
+BUCKET_STRATEGY_RUNS = "strategy_runs"  # signal: one record per strategy run (O6)
+BUCKET_EXITS = "signal_exits"  # signal: the live exit set of each position (S5)
 KEY_RECON_GATE = "reconcile.gate"  # in BUCKET_CONTROL: events.ReconGate (C1 startup gate)
 
 TRADING_ALL = "trading.>"
@@ -30,6 +33,8 @@ INTENT_ALL = "trading.intent.>"
 APPROVED_ALL = "trading.order.approved.>"
 DENIED_ALL = "trading.order.denied.>"
 ORDER_EVENT_ALL = "trading.order.event.>"
+ORDER_CANCEL = "trading.order.cancel"  # command: cancel by client order id
+ORDER_MODIFY = "trading.order.modify"  # command: cancel-confirm-replace
 FILL_ALL = "trading.fill.>"
 CONTROL_ALL = "trading.control.>"
 CONTROL_HALT = "trading.control.halt"
@@ -43,16 +48,21 @@ RISK_STATE = "trading.risk.state"
 RISK_MODE = "trading.risk.mode"
 RISK_STAGE = "trading.risk.stage"
 RECON_REPORT = "trading.recon.report"
+RECON_GATE = "trading.recon.gate"
+AUDIT_CHECKPOINT = "trading.audit.checkpoint"
 ALERT_ALL = "trading.alert.>"
 DEADLETTER_ALL = "trading.deadletter.>"
 ALERT_ACKED = "trading.alerting.acked"
 VENUE_LATENCY_ALL = "trading.venue.latency.>"
+VENUE_BREAKER_ALL = "trading.venue.breaker.>"
 ALERTS_RPC_LIST = "rpc.alerts.list"
 ALERTS_RPC_ACK = "rpc.alerts.ack"
 ALERTS_RPC_STATUS = "rpc.alerts.status"
 LEDGER_SNAPSHOT_ALL = "trading.ledger.snapshot.>"
 POSITION_ALL = "trading.position.>"
 CONTROL_PREFIX = "trading.control."
+STRATEGY_COMMAND_ALL = "trading.strategy.*.command"
+STRATEGY_ALL = "trading.strategy.>"
 
 CONTROL_STATE_KEY = "state.global"
 
@@ -65,6 +75,18 @@ def token(value: str) -> str:
 
 def signal(strategy: str) -> str:
     return f"trading.signal.{token(strategy)}"
+
+
+def strategy_command(strategy: str) -> str:
+    return f"trading.strategy.{token(strategy)}.command"
+
+
+def strategy_run(strategy: str) -> str:
+    return f"trading.strategy.{token(strategy)}.run"
+
+
+def strategy_rejected(strategy: str) -> str:
+    return f"trading.strategy.{token(strategy)}.rejected"
 
 
 def intent(strategy: str) -> str:
@@ -120,6 +142,12 @@ def venue_positions_rpc(venue: str) -> str:
     return f"rpc.venue.{token(venue)}.positions"
 
 
+def venue_rpc(venue: str, query: str) -> str:
+    """Request/reply (core NATS): open_orders | order | trades | balances | cancel (docs/
+    reconciliation.md); served by the execution-gateway for the reconciler."""
+    return f"rpc.venue.{token(venue)}.{token(query)}"
+
+
 def ledger_rpc(endpoint: str) -> str:
     """Request/reply (core NATS, not stored): the ledger's query API (positions, pnl, ...)."""
     return f"rpc.ledger.{token(endpoint)}"
@@ -127,6 +155,10 @@ def ledger_rpc(endpoint: str) -> str:
 
 def venue_latency(venue: str) -> str:
     return f"trading.venue.latency.{token(venue)}"
+
+
+def venue_breaker(venue: str) -> str:
+    return f"trading.venue.breaker.{token(venue)}"
 
 
 def health_key(service: str, instance: str) -> str:
@@ -144,6 +176,10 @@ def subject_for(event: ev.Event) -> str:
             return approved(event.venue)
         case ev.OrderDenied():
             return denied(event.strategy)
+        case ev.CancelOrder():
+            return ORDER_CANCEL
+        case ev.ModifyOrder():
+            return ORDER_MODIFY
         case ev.OrderEvent():
             return order_event(event.venue)
         case ev.Fill():
@@ -162,6 +198,10 @@ def subject_for(event: ev.Event) -> str:
             return control(event.action.value)
         case ev.ReconReport():
             return RECON_REPORT
+        case ev.ReconGateChanged():
+            return RECON_GATE
+        case ev.AuditCheckpoint():
+            return AUDIT_CHECKPOINT
         case ev.Alert():
             return alert(event.severity.value, event.source)
         case ev.MarketTick():
@@ -172,6 +212,14 @@ def subject_for(event: ev.Event) -> str:
             return ALERT_ACKED
         case ev.VenueLatencyObserved():
             return venue_latency(event.venue)
+        case ev.VenueBreakerChanged():
+            return venue_breaker(event.venue)
+        case ev.SignalRejected():
+            return strategy_rejected(event.strategy)
+        case ev.StrategyCommand():
+            return strategy_command(event.strategy)
+        case ev.StrategyRunChanged() | ev.StrategyCommandAnswered():
+            return strategy_run(event.strategy)
     raise ValueError(f"no subject for event type {type(event).__name__}")
 
 
@@ -189,6 +237,71 @@ def _tags(*types: type[ev.Event]) -> list[str]:
 
 
 CATALOGUE: list[SubjectSpec] = [
+    SubjectSpec(
+        pattern="trading.order.cancel",
+        stream=STREAM_TRADING,
+        events=_tags(ev.CancelOrder),
+        publishers=["operators", "tradebus order cancel", "execution-gateway (TTL timers)"],
+        consumers=["execution-gateway"],
+        description="Cancel one order, or an algo parent and its children, by client order id.",
+    ),
+    SubjectSpec(
+        pattern="trading.order.modify",
+        stream=STREAM_TRADING,
+        events=_tags(ev.ModifyOrder),
+        publishers=["operators", "tradebus order modify"],
+        consumers=["execution-gateway"],
+        description="Modify an order: cancel, confirm, replace the remainder (new client id).",
+    ),
+    SubjectSpec(
+        pattern="trading.recon.gate",
+        stream=STREAM_TRADING,
+        events=_tags(ev.ReconGateChanged),
+        publishers=["reconciler"],
+        consumers=["users"],
+        description="Startup-gate transitions (RECONCILING, BLOCKED, CLEAN, ACCEPTED), who and why.",
+    ),
+    SubjectSpec(
+        pattern="trading.audit.checkpoint",
+        stream=STREAM_TRADING,
+        events=_tags(ev.AuditCheckpoint),
+        publishers=["reconciler"],
+        consumers=["tradebus audit verify"],
+        description="Hash-chain checkpoints (stream sequence, SHA-256) over TRADING.",
+    ),
+    SubjectSpec(
+        pattern="rpc.venue.<venue>.<query>",
+        stream=None,
+        events=[],
+        publishers=["reconciler"],
+        consumers=["execution-gateway"],
+        description="Request/reply: open_orders, order, trades, balances, cancel at the venue "
+        "(core NATS, not stored).",
+    ),
+    SubjectSpec(
+        pattern="trading.strategy.<strategy>.rejected",
+        stream=STREAM_TRADING,
+        events=_tags(ev.SignalRejected),
+        publishers=["signal"],
+        consumers=["strategies (tradebus_common.sdk)", "users"],
+        description="Valid signals not traded (expired, paused, under the minimum...), why.",
+    ),
+    SubjectSpec(
+        pattern="trading.strategy.<strategy>.command",
+        stream=STREAM_TRADING,
+        events=_tags(ev.StrategyCommand),
+        publishers=["operators", "tradebus strategy"],
+        consumers=["signal"],
+        description="Strategy run commands: start, stop, pause, resume, status.",
+    ),
+    SubjectSpec(
+        pattern="trading.strategy.<strategy>.run",
+        stream=STREAM_TRADING,
+        events=_tags(ev.StrategyRunChanged, ev.StrategyCommandAnswered),
+        publishers=["signal"],
+        consumers=["tradebus strategy", "users"],
+        description="Strategy run transitions, and answers to status and refused commands.",
+    ),
     SubjectSpec(
         pattern="trading.signal.<strategy>",
         stream=STREAM_TRADING,
@@ -231,6 +344,9 @@ CATALOGUE: list[SubjectSpec] = [
             ev.OrderCanceled,
             ev.OrderExpired,
             ev.OrderUnknown,
+            ev.OrderCommandRejected,
+            ev.AlgoProgress,
+            ev.ExecutionQuality,
         ),
         publishers=["execution-gateway"],
         consumers=["users"],
@@ -371,6 +487,14 @@ CATALOGUE: list[SubjectSpec] = [
         publishers=["execution-gateway"],
         consumers=["alerting"],
         description="Round trip of one venue API call, for the p50/p99 latency monitor.",
+    ),
+    SubjectSpec(
+        pattern="trading.venue.breaker.<venue>",
+        stream=STREAM_TRADING,
+        events=_tags(ev.VenueBreakerChanged),
+        publishers=["execution-gateway"],
+        consumers=["risk-gate", "users"],
+        description="A venue's circuit breaker moved (CLOSED/OPEN/HALF_OPEN); OPEN can halt it.",
     ),
     SubjectSpec(
         pattern="rpc.alerts.<query>",

@@ -45,7 +45,11 @@ def order_events(order: OrderApproved, result: VenueOrder) -> list[Event]:
     """What a submit produced: submitted, then rejected, or accepted plus any fills."""
     # The approval is the authority on who asked; a venue record may not carry it.
     result = msgspec.structs.replace(
-        result, strategy=order.strategy, approved_id=order.id, correlation_id=order.correlation_id
+        result,
+        strategy=order.strategy,
+        approved_id=order.id,
+        correlation_id=order.correlation_id,
+        exit_reason=order.exit_reason,
     )
     common = {**_common(order.venue, result), "strategy": order.strategy}
     events: list[Event] = [
@@ -105,6 +109,7 @@ def new_fills(venue: str, before: VenueOrder | None, after: VenueOrder) -> list[
             fee_currency=f.fee_currency,
             liquidity=f.liquidity,
             arrival_price=after.arrival_price,
+            exit_reason=after.exit_reason,
         )
         for f in after.fills[seen:]
     ]

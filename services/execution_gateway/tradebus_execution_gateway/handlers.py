@@ -7,7 +7,6 @@ import time
 from decimal import Decimal
 
 import msgspec
-from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from tradebus_common.bus import current_delivery
@@ -20,6 +19,7 @@ from tradebus_common.events import (
     MarketTick,
     OrderApproved,
     OrderType,
+    RejectReason,
     Side,
     TradingState,
     TradingStateChanged,
@@ -28,61 +28,122 @@ from tradebus_common.events import (
 from tradebus_common.ids import client_order_id, derive_id
 
 from .events_out import canceled_event, new_fills, order_events
+from .journal import SUBMITTING, UNKNOWN, Journal, JournalEntry, utcnow
+from .resolver import OrderResolver, not_sent, unknown_events, with_approval
 from .venues.base import Venue, VenueOrder, VenueOrderStatus
+from .venues.errors import OutcomeUnknown, VenueUnavailable
 from .venues.paper import PaperVenue
 
 log = logging.getLogger("tradebus.execution_gateway")
 
 
-class JournalEntry(msgspec.Struct, kw_only=True):
-    client_order_id: str
-    approved_id: str
-    status: str
-
-
-_journal_encoder = msgspec.json.Encoder()
-
-
 class ApprovedOrderHandler:
-    def __init__(self, venues: dict[str, Venue], journal: KeyValue) -> None:
+    """Journal first, then send once. Outcomes: a venue record (accepted, filled, rejected);
+    REJECTED VENUE_UNAVAILABLE when the venue's breaker is open (nothing sent); UNKNOWN when
+    the create may have reached the venue: the resolver then looks it up by client order id.
+    A redelivered approval never sends blind: a known order is re-announced (same ids, so
+    deduplicated), an unresolved one is left to the resolver."""
+
+    def __init__(
+        self, venues: dict[str, Venue], journal: KeyValue, resolver: OrderResolver | None = None
+    ) -> None:
         self.venues = venues
-        self.journal = journal
+        self.journal = Journal(journal)
+        self.resolver = resolver
 
     async def __call__(self, order: OrderApproved) -> list[Event]:
         venue = self.venues.get(order.venue)
         if venue is None:
             raise PermanentError(f"no venue {order.venue!r} configured", ErrorCode.UNKNOWN_VENUE)
-        await self._record(order, "submitting")  # durable before the venue hears of it
+        entry = JournalEntry(
+            client_order_id=order.client_order_id,
+            approved_id=order.id,
+            status=SUBMITTING,
+            venue=order.venue,
+            approval=order,
+            journaled_at=utcnow(),
+        )
+        if not await self.journal.create(entry):  # durable before the venue hears of it
+            return await self._redelivered(venue, order)
+        return await self._send(venue, order, entry)
+
+    async def _send(self, venue: Venue, order: OrderApproved, entry: JournalEntry) -> list[Event]:
         started = time.perf_counter()
-        result = await venue.submit(order)
+        entry.sent_at = utcnow()
+        try:
+            result = await venue.submit(order)
+        except OutcomeUnknown as e:
+            latency = venue_latency(order, "create_order", time.perf_counter() - started, ok=False)
+            entry.status = UNKNOWN
+            await self.journal.put(entry)
+            self._track(entry)
+            log.warning(
+                "order outcome unknown: resolving by client order id",
+                extra={"client_order_id": order.client_order_id, "error": str(e)[:200]},
+            )
+            return [
+                submitted_event(order),
+                *unknown_events(order, str(e)),
+                latency,
+            ]
+        except VenueUnavailable as e:  # not sent at all (breaker open)
+            result = with_approval(order, not_sent(order, str(e)))
+            result = msgspec.structs.replace(result, reject_reason=RejectReason.VENUE_UNAVAILABLE)
         latency = venue_latency(order, "create_order", time.perf_counter() - started)
-        await self._record(order, result.status.value)
+        entry.status = result.status.value
+        entry.order = result
+        await self.journal.put(entry)
+        self._track(entry)
         return [*order_events(order, result), latency]
 
-    async def _record(self, order: OrderApproved, status: str) -> None:
-        entry = JournalEntry(
-            client_order_id=order.client_order_id, approved_id=order.id, status=status
-        )
-        data = _journal_encoder.encode(entry)
-        if status == "submitting":
-            try:
-                await self.journal.create(order.client_order_id, data)
-            except KeyWrongLastSequenceError:
-                log.info(
-                    "order already journaled: resolving by client order id",
-                    extra={"client_order_id": order.client_order_id},
-                )
-            return
-        await self.journal.put(order.client_order_id, data)
+    async def _redelivered(self, venue: Venue, order: OrderApproved) -> list[Event]:
+        entry = await self.journal.get(order.client_order_id)
+        if entry is not None and entry.status == SUBMITTING and self._sends_atomically(venue):
+            found = await venue.fetch_order(order.client_order_id, order.symbol)
+            return order_events(order, found) if found else await self._send(venue, order, entry)
+        if entry is None or entry.status in (SUBMITTING, UNKNOWN):
+            log.info(
+                "order already journaled, outcome not known yet: resolving by client order id",
+                extra={"client_order_id": order.client_order_id},
+            )
+            if entry is not None and entry.approval is not None:
+                self._track(entry)
+            return []
+        result = entry.order or await venue.fetch_order(order.client_order_id, order.symbol)
+        return order_events(order, result) if result is not None else []
+
+    def _sends_atomically(self, venue: Venue) -> bool:
+        """No request can be in flight unseen (paper), or no resolver to wait for one."""
+        return self.resolver is None or not getattr(venue, "needs_polling", False)
+
+    def _track(self, entry: JournalEntry) -> None:
+        if self.resolver is not None and not self.resolver.tracking(entry.client_order_id):
+            self.resolver.track(entry)
 
 
-def venue_latency(order: OrderApproved, operation: str, seconds: float) -> VenueLatencyObserved:
+def submitted_event(order: OrderApproved) -> Event:
+    """Just the OrderSubmitted of an order (order_events always starts with it)."""
+    placeholder = VenueOrder(
+        client_order_id=order.client_order_id,
+        venue_order_id="",
+        symbol=order.symbol,
+        side=order.side,
+        quantity=order.quantity,
+        status=VenueOrderStatus.OPEN,
+    )
+    return order_events(order, placeholder)[0]
+
+
+def venue_latency(
+    order: OrderApproved, operation: str, seconds: float, ok: bool = True
+) -> VenueLatencyObserved:
     """One venue call's round trip, for the latency monitor (A4) and breaker (R5)."""
     return VenueLatencyObserved(
         id=derive_id(order.id, "latency", operation),
         venue=order.venue,
         operation=operation,
         latency_ms=round(seconds * 1000),
+        ok=ok,
     )
 
 

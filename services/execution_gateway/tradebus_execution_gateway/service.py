@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 from nats.aio.msg import Msg
 
-from tradebus_common import subjects
+from tradebus_common import metrics, subjects
 from tradebus_common.bus import Bus, Subscription, typed_decoder
 from tradebus_common.codec import decode
 from tradebus_common.config import Config
@@ -20,9 +21,16 @@ from tradebus_common.events import (
 )
 from tradebus_common.runtime import ServiceContext, ServiceSpec
 
+from .execution import COMMAND_SUBJECTS, build_order_management, decode_command
 from .handlers import ApprovedOrderHandler, CancelAllHandler, HaltHandler, TickHandler
+from .journal import Journal
+from .resolver import OrderResolver
+from .rpc import serve_venue_queries
 from .venues.base import Venue
+from .venues.ccxt_venue import CcxtVenue
+from .venues.factory import make_ccxt_venue
 from .venues.paper import PaperVenue
+from .venues.ticker import ticker_task
 
 log = logging.getLogger("tradebus.execution_gateway")
 _encoder = msgspec.json.Encoder(decimal_format="string")
@@ -32,6 +40,9 @@ async def make_venues(config: Config, bus: Bus) -> dict[str, Venue]:
     venues: dict[str, Venue] = {}
     kv = await bus.kv(subjects.BUCKET_PAPER_VENUE)
     for name, venue_cfg in config.venues.items():
+        if venue_cfg.kind == "ccxt":  # venues/factory.py: sandbox/demo/live by config
+            venues[name] = await make_ccxt_venue(name, venue_cfg, bus)
+            continue
         if venue_cfg.kind != "paper":
             log.error(
                 "venue kind not supported yet; venue disabled",
@@ -44,17 +55,6 @@ async def make_venues(config: Config, bus: Bus) -> dict[str, Venue]:
     return venues
 
 
-async def serve_positions(ctx: ServiceContext, venues: dict[str, Venue]) -> None:
-    """Answer rpc.venue.<venue>.positions (core request/reply) for the reconciler."""
-    for name, venue in venues.items():
-
-        async def respond(msg: Msg, venue: Venue = venue) -> None:
-            await msg.respond(_encoder.encode(await venue.positions()))
-
-        sub = await ctx.bus.nc.subscribe(subjects.venue_positions_rpc(name), cb=respond)
-        ctx.cleanups.append(sub.unsubscribe)
-
-
 def decode_order_flow(msg: Msg) -> Any:
     """The gateway's main consumer reads approvals, trading-state changes and cancel-all
     commands, in stream order."""
@@ -62,16 +62,31 @@ def decode_order_flow(msg: Msg) -> Any:
         return decode(msg.data, TradingStateChanged)
     if msg.subject == subjects.CONTROL_CANCEL_ALL:
         return control_decoder(msg)
+    if msg.subject in COMMAND_SUBJECTS:  # execution.py: cancel / modify by client order id
+        return decode_command(msg)
     return decode(msg.data, OrderApproved)
 
 
 async def build(ctx: ServiceContext) -> None:
     venues = await make_venues(ctx.config, ctx.bus)
+    for venue in venues.values():
+        if hasattr(venue, "close"):  # ccxt: its HTTP session
+            ctx.cleanups.append(venue.close)
     journal = await ctx.bus.kv(subjects.BUCKET_ORDER_JOURNAL)
-    await serve_positions(ctx, venues)
-    approvals = ApprovedOrderHandler(venues, journal)
+
+    async def publish_observed(events: Sequence[Event]) -> None:
+        """Events found outside the consumers (resolver, polling) get their algo parent and
+        quality too (execution.py); `orders` is bound below, before anything publishes."""
+        await ctx.bus.publish_all(await orders.observe(list(events)))
+
+    # UNKNOWN orders, restart resolution and polling of working orders (resolver.py)
+    resolver = OrderResolver(venues, dict(ctx.config.venues), Journal(journal), publish_observed)
+    await serve_venue_queries(ctx, venues)  # rpc.py: the reconciler's venue queries
+    metrics.watch_open_orders(ctx, venues)  # tradebus_open_orders, sampled per venue
+    approvals = ApprovedOrderHandler(venues, journal, resolver)
     halts = HaltHandler(venues)
     cancel_all = CancelAllHandler(venues, approvals)
+    orders = await build_order_management(ctx, venues, approvals)  # algos, cancel/modify, TTL
 
     async def on_order_flow(event: Any) -> list[Event]:
         if isinstance(event, TradingStateChanged):
@@ -87,9 +102,10 @@ async def build(ctx: ServiceContext) -> None:
                 subjects.APPROVED_ALL,
                 subjects.RISK_STATE,
                 subjects.CONTROL_CANCEL_ALL,
+                *COMMAND_SUBJECTS,
             ],
             decoder=decode_order_flow,
-            handler=on_order_flow,
+            handler=orders.order_flow(on_order_flow),
         )
     )
     paper = [name for name, v in venues.items() if isinstance(v, PaperVenue)]
@@ -100,9 +116,17 @@ async def build(ctx: ServiceContext) -> None:
                 stream=subjects.STREAM_MARKET,
                 filter_subjects=[subjects.market_all(name) for name in paper],
                 decoder=typed_decoder(MarketTick),
-                handler=TickHandler(venues),
+                handler=orders.observing(TickHandler(venues)),
             )
         )
+
+    # E2 restart: every non-terminal journaled order is resolved against its venue before the
+    # consumers start (the runtime starts them after build returns).
+    ctx.detail["unresolved_orders"] = await resolver.resolve_at_start()
+    ctx.tasks.append(resolver.run)
+    for venue in venues.values():  # E8: md ticks from ccxt venues that poll their tickers
+        if isinstance(venue, CcxtVenue) and venue.config.ticker_poll_interval_ms > 0:
+            ctx.tasks.append(ticker_task(venue, ctx.bus.publish))
 
 
 SPEC = ServiceSpec(name="execution-gateway", build=build)

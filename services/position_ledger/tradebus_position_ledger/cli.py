@@ -7,6 +7,7 @@ import io
 import json
 import sys
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
@@ -31,13 +32,23 @@ def register(sub: Any, client_opts: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_pnl)
 
-    p = sub.add_parser("stats", help="performance statistics per strategy (closed trades)")
+    p = sub.add_parser(
+        "stats", help="run metrics, and statistics per strategy and exit reason (closed trades)"
+    )
     client_opts(p)
     p.add_argument("--strategy")
     p.add_argument("--since", type=datetime.fromisoformat)
     p.add_argument("--until", type=datetime.fromisoformat)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--session", help="a session id, or 'current': only trades it closed")
+    p.add_argument("--json", action="store_true", help="the per-strategy statistics as JSON")
     p.set_defaults(handler=cmd_stats)
+
+    p = sub.add_parser("sessions", help="each run of the ledger, with its statistics")
+    client_opts(p)
+    p.add_argument("--strategy")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_sessions)
 
     p = sub.add_parser("report", help="fills and statistics for a period, as JSON or CSV")
     client_opts(p)
@@ -70,8 +81,22 @@ async def query(args: Any, endpoint: str, **params: Any) -> Any:
     return reply.get("data")
 
 
+def _short(value: Any) -> str:
+    """A long decimal shown to 4 places (the JSON keeps every digit)."""
+    if value is None:
+        return ""
+    text = str(value)
+    try:
+        d = Decimal(text)
+    except (InvalidOperation, ValueError):
+        return text
+    if d.is_finite() and "." in text and len(text.split(".")[1]) > 4:
+        return str(d.quantize(Decimal("0.0001")))
+    return text
+
+
 def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
-    cells = [[str("" if r.get(c) is None else r.get(c)) for c in cols] for r in rows]
+    cells = [[_short(r.get(c)) for c in cols] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
@@ -84,7 +109,18 @@ POSITION_COLS = [
 ]  # fmt: skip
 STATS_COLS = [
     "strategy", "trades", "win_rate", "profit_factor", "sharpe", "sortino", "max_drawdown",
-    "avg_holding_s", "realized_pnl", "unrealized_pnl",
+    "avg_holding_s", "realized_pnl", "unrealized_pnl", "avg_mae_pct", "avg_mfe_pct",
+    "avg_slippage_bps", "fill_rate",
+]  # fmt: skip
+EXIT_COLS = ["strategy", "exit_reason", "trades", "win_rate", "realized_pnl", "avg_pnl"]
+SESSION_COLS = [
+    "session_id", "instance", "started_at", "ended_at", "trades", "win_rate", "realized_pnl",
+    "profit_factor", "max_drawdown",
+]  # fmt: skip
+METRIC_COLS = [
+    "account", "initial_capital", "current_value", "return_pct", "total_trades",
+    "current_drawdown", "current_drawdown_pct", "uptime_s", "session_return_pct",
+    "session_trades",
 ]  # fmt: skip
 
 
@@ -115,6 +151,15 @@ async def cmd_pnl(args: Any) -> int:
             f"{s['net_exposure']}  return {m['return_pct']}%  fills {m['total_trades']}  "
             f"uptime {m['uptime_s']}s"
         )
+        if m.get("session"):
+            ses = m["session"]
+            print(
+                f"  session {ses['session_id']} since {ses['started_at']}: start equity "
+                f"{ses['start_equity']}  return {_short(ses['return_pct'])}%  closed trades "
+                f"{ses['closed_trades']}"
+            )
+        if "venue_cash" in m:
+            print(f"  venue cash {m['venue_cash']}  ledger - venue {m['cash_minus_venue']}")
     return 0
 
 
@@ -124,9 +169,50 @@ def _iso(value: datetime | None) -> str | None:
 
 async def cmd_stats(args: Any) -> int:
     data = await query(
-        args, "stats", strategy=args.strategy, since=_iso(args.since), until=_iso(args.until)
+        args,
+        "stats",
+        strategy=args.strategy,
+        since=_iso(args.since),
+        until=_iso(args.until),
+        session=args.session,
     )
-    print(json.dumps(data, indent=2) if args.json else _table(data, STATS_COLS))
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    pnl = await query(args, "pnl")
+    print("run metrics\n" + _table([_metrics_row(p) for p in pnl], METRIC_COLS))
+    print("\nper strategy\n" + _table(data, STATS_COLS))
+    exits = [
+        {"strategy": st["strategy"], "exit_reason": reason, **e}
+        for st in data
+        for reason, e in st.get("by_exit_reason", {}).items()
+    ]
+    if exits:
+        print("\nper exit reason\n" + _table(exits, EXIT_COLS))
+    return 0
+
+
+def _metrics_row(item: dict[str, Any]) -> dict[str, Any]:
+    m = item["metrics"]
+    session = m.get("session") or {}
+    return {
+        "account": item["snapshot"]["account"],
+        **m,
+        "session_return_pct": session.get("return_pct"),
+        "session_trades": session.get("closed_trades"),
+    }
+
+
+async def cmd_sessions(args: Any) -> int:
+    data = await query(args, "sessions", strategy=args.strategy, limit=args.limit)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    rows = [
+        {**s["stats"], **s, "session_id": s["session_id"] + (" *" if s["current"] else "")}
+        for s in data
+    ]
+    print(_table(rows, SESSION_COLS) + "\n(* this run)")
     return 0
 
 

@@ -16,6 +16,7 @@ from tradebus_common.ids import derive_id
 
 from . import queries
 from .accounting import Valuation, drawdown, trading_day, value_account
+from .balances import venue_cash
 
 HUNDRED = Decimal(100)
 
@@ -48,10 +49,19 @@ class EquityBook:
         self._published: dict[str, tuple] = {}
         self._last_publish = float("-inf")
         self.started = time.monotonic()
+        self.session_id: str | None = None
+        # cash_source = "venue": per account, starting cash and latest balance at the venues
+        self.venue: dict[str, dict[str, Decimal]] = {}
 
     def starting_cash(self, account: str) -> Decimal:
+        if self.cfg.cash_source == "venue" and account in self.venue:
+            return self.venue[account]["starting_cash"]
         acct = self.config.accounts.get(account)
         return acct.starting_cash if acct else self.cfg.default_starting_cash
+
+    async def load_venue_cash(self) -> None:
+        async with self.pool.acquire() as conn:
+            self.venue = await venue_cash(conn, self.cfg.cash_currency)
 
     def on_ticks(self, ticks: list[MarketTick]) -> None:
         for t in ticks:  # in stream order: the last tick of a symbol wins
@@ -121,15 +131,36 @@ class EquityBook:
         return time.monotonic() - self.started
 
 
-def run_metrics(s: LedgerSnapshot, total_trades: int, uptime_s: float) -> dict[str, object]:
-    """L8: initial capital, current value, return %, trades, drawdown, uptime."""
-    ret = (s.equity - s.starting_cash) / s.starting_cash * HUNDRED if s.starting_cash else None
-    return {
+def return_pct(start: Decimal | None, now: Decimal) -> Decimal | None:
+    return (now - start) / start * HUNDRED if start else None
+
+
+def run_metrics(
+    s: LedgerSnapshot,
+    total_trades: int,
+    uptime_s: float,
+    session: dict[str, object] | None = None,
+    venue: dict[str, Decimal] | None = None,
+) -> dict[str, object]:
+    """L8: initial capital, current value, return %, trades, drawdown, uptime; and the
+    current session's start equity and return (`session`: id, started_at, start_equity,
+    closed_trades)."""
+    out: dict[str, object] = {
         "initial_capital": s.starting_cash,
         "current_value": s.equity,
-        "return_pct": ret,
+        "return_pct": return_pct(s.starting_cash, s.equity),
         "total_trades": total_trades,
         "current_drawdown": s.drawdown,
         "current_drawdown_pct": s.drawdown_pct,
         "uptime_s": round(uptime_s, 3),
     }
+    if session is not None:
+        start = session.get("start_equity")
+        out["session"] = {
+            **session,
+            "return_pct": return_pct(start, s.equity) if isinstance(start, Decimal) else None,
+        }
+    if venue is not None:  # cash_source = "venue": what the venues last reported
+        out["venue_cash"] = venue["balance"]
+        out["cash_minus_venue"] = s.cash - venue["balance"]
+    return out

@@ -8,7 +8,7 @@ average price is derived (cost / quantity) only when someone asks for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 from tradebus_common.events import Fill, Side
@@ -38,21 +38,17 @@ def fee_in_quote(fill: Fill) -> Decimal:
 
 
 def apply_fill(pos: Position, fill: Fill) -> Position:
+    # Positions are built directly, not with dataclasses.replace: this runs once per fill on
+    # the ingest and replay paths, and replace() costs several times more.
     signed = fill.quantity if fill.side is Side.BUY else -fill.quantity
     fee = fee_in_quote(fill)
-    pos = replace(
-        pos,
-        realized_pnl=pos.realized_pnl - fee,
-        fees_paid=pos.fees_paid + fee,
-        fill_count=pos.fill_count + 1,
-    )
+    realized, fees, count = pos.realized_pnl - fee, pos.fees_paid + fee, pos.fill_count + 1
     if pos.quantity == 0 or (pos.quantity > 0) == (signed > 0):
-        return replace(
-            pos,
-            quantity=pos.quantity + signed,
-            cost_basis=pos.cost_basis + abs(signed) * fill.price,
-        )
-    return _reduce(pos, signed, fill.price)
+        cost = pos.cost_basis + abs(signed) * fill.price
+        return Position(pos.quantity + signed, cost, realized, fees, count)
+    return _reduce(
+        Position(pos.quantity, pos.cost_basis, realized, fees, count), signed, fill.price
+    )
 
 
 def _reduce(pos: Position, signed: Decimal, price: Decimal) -> Position:
@@ -63,14 +59,11 @@ def _reduce(pos: Position, signed: Decimal, price: Decimal) -> Position:
     realized = pos.realized_pnl + (closing * price - closed_cost) * direction
     new_qty = pos.quantity + signed
     if new_qty == 0:
-        return replace(pos, quantity=ZERO, cost_basis=ZERO, realized_pnl=realized)
-    if (new_qty > 0) == (pos.quantity > 0):  # partly reduced: the average is unchanged
-        return replace(
-            pos, quantity=new_qty, cost_basis=pos.cost_basis - closed_cost, realized_pnl=realized
-        )
-    return replace(
-        pos,
-        quantity=new_qty,
-        cost_basis=abs(new_qty) * price,  # flipped
-        realized_pnl=realized,
+        cost = ZERO
+    elif (new_qty > 0) == (pos.quantity > 0):  # partly reduced: the average is unchanged
+        cost = pos.cost_basis - closed_cost
+    else:
+        cost = abs(new_qty) * price  # flipped
+    return Position(
+        ZERO if new_qty == 0 else new_qty, cost, realized, pos.fees_paid, pos.fill_count
     )

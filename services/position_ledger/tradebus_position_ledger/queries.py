@@ -10,7 +10,7 @@ import asyncpg
 
 from .accounting import Holding, Valuation
 from .projection import Position
-from .stats import Execution, Trade
+from .stats import Execution, FillRate, Trade
 
 
 async def holdings(conn: asyncpg.Connection) -> list[Holding]:
@@ -87,7 +87,8 @@ async def closed_trades(
     until: datetime | None = None,
 ) -> dict[str, list[Trade]]:
     rows = await conn.fetch(
-        "SELECT strategy, realized_pnl, opened_at, closed_at FROM position_cycles "
+        "SELECT strategy, realized_pnl, opened_at, closed_at, exit_reason, mae_pct, mfe_pct "
+        "FROM position_cycles "
         "WHERE ($1::text IS NULL OR strategy=$1) AND ($2::timestamptz IS NULL OR closed_at>=$2) "
         "AND ($3::timestamptz IS NULL OR closed_at<$3) ORDER BY closed_at, closing_fill_id",
         strategy,
@@ -97,7 +98,14 @@ async def closed_trades(
     out: dict[str, list[Trade]] = {}
     for r in rows:
         out.setdefault(r["strategy"], []).append(
-            Trade(r["realized_pnl"], r["opened_at"], r["closed_at"])
+            Trade(
+                r["realized_pnl"],
+                r["opened_at"],
+                r["closed_at"],
+                r["exit_reason"],
+                r["mae_pct"],
+                r["mfe_pct"],
+            )
         )
     return out
 
@@ -149,3 +157,42 @@ async def executions(
             Execution(r["side"], r["quantity"], r["price"], r["arrival_price"])
         )
     return out
+
+
+# Fill rate over finished orders first seen in the window: an order is finished when its fills
+# reach its quantity (submitted, else approved) or the venue/cancel closed it. Orders still
+# working are left out: they would count as unfilled while they may yet fill.
+_FILL_RATES = """
+WITH o AS (
+    SELECT client_order_id, strategy, coalesce(submitted_quantity, approved_quantity) AS qty,
+        status FROM ledger_orders
+    WHERE ($1::text IS NULL OR strategy = $1) AND ($2::timestamptz IS NULL OR first_ts >= $2)
+        AND ($3::timestamptz IS NULL OR first_ts < $3)),
+f AS (
+    SELECT client_order_id, sum(quantity) AS filled FROM fills
+    WHERE client_order_id IN (SELECT client_order_id FROM o) GROUP BY client_order_id)
+SELECT o.strategy, count(*) AS orders, count(f.filled) AS orders_filled,
+    sum(least(coalesce(f.filled, 0), o.qty)) AS filled, sum(o.qty) AS ordered
+FROM o LEFT JOIN f USING (client_order_id)
+WHERE o.qty IS NOT NULL AND (o.status = 'closed' OR coalesce(f.filled, 0) >= o.qty)
+GROUP BY o.strategy"""
+
+
+async def fill_rates(
+    conn: asyncpg.Connection,
+    strategy: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, FillRate]:
+    rows = await conn.fetch(_FILL_RATES, strategy, since, until)
+    return {
+        r["strategy"]: FillRate(r["orders"], r["orders_filled"], r["filled"], r["ordered"])
+        for r in rows
+    }
+
+
+async def closed_trade_count(conn: asyncpg.Connection, since: datetime | None = None) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM position_cycles WHERE $1::timestamptz IS NULL OR closed_at >= $1",
+        since,
+    )

@@ -22,6 +22,20 @@ class Trade:
     realized_pnl: Decimal
     opened_at: datetime
     closed_at: datetime
+    exit_reason: str | None = None  # None: the strategy's own exit (a plain signal)
+    mae_pct: Decimal | None = None  # None: closed before excursions were kept
+    mfe_pct: Decimal | None = None
+
+
+SIGNAL_EXIT = "signal"  # the exit-reason bucket of trades closed without an ExitReason
+
+
+class ExitStats(msgspec.Struct, kw_only=True):
+    trades: int = 0
+    wins: int = 0
+    win_rate: Decimal | None = None
+    realized_pnl: Decimal = ZERO
+    avg_pnl: Decimal | None = None
 
 
 class Stats(msgspec.Struct, kw_only=True):
@@ -40,6 +54,13 @@ class Stats(msgspec.Struct, kw_only=True):
     gross_profit: Decimal = ZERO
     gross_loss: Decimal = ZERO
     avg_slippage_bps: Decimal | None = None  # quantity-weighted; positive = worse than arrival
+    avg_mae_pct: Decimal | None = None  # mean max adverse excursion of the trades, % of entry
+    avg_mfe_pct: Decimal | None = None
+    max_mae_pct: Decimal | None = None
+    by_exit_reason: dict[str, ExitStats] = {}
+    orders: int = 0  # finished orders (filled, or closed by the venue/cancel) in the window
+    orders_filled: int = 0  # ... with at least one fill
+    fill_rate: Decimal | None = None  # filled quantity / ordered quantity of those orders
 
 
 def compute(strategy: str, trades: Sequence[Trade], unrealized: Decimal = ZERO) -> Stats:
@@ -66,7 +87,40 @@ def compute(strategy: str, trades: Sequence[Trade], unrealized: Decimal = ZERO) 
         stats.sortino = sortino(pnl)
         held = sum(Decimal(str((t.closed_at - t.opened_at).total_seconds())) for t in trades)
         stats.avg_holding_s = held / n
+    maes = [t.mae_pct for t in trades if t.mae_pct is not None]
+    mfes = [t.mfe_pct for t in trades if t.mfe_pct is not None]
+    if maes:
+        stats.avg_mae_pct, stats.max_mae_pct = mean(maes), max(maes)
+    if mfes:
+        stats.avg_mfe_pct = mean(mfes)
+    stats.by_exit_reason = by_exit_reason(trades)
     return stats
+
+
+def by_exit_reason(trades: Sequence[Trade]) -> dict[str, ExitStats]:
+    """Trades, wins and P&L per exit reason (stop loss, take profit, ..., or "signal")."""
+    out: dict[str, ExitStats] = {}
+    for t in trades:
+        e = out.setdefault(t.exit_reason or SIGNAL_EXIT, ExitStats())
+        e.trades += 1
+        e.wins += t.realized_pnl > 0
+        e.realized_pnl += t.realized_pnl
+    for e in out.values():
+        e.win_rate = Decimal(e.wins) / e.trades
+        e.avg_pnl = e.realized_pnl / e.trades
+    return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True)
+class FillRate:
+    orders: int
+    orders_filled: int
+    filled_quantity: Decimal
+    ordered_quantity: Decimal
+
+    @property
+    def rate(self) -> Decimal | None:
+        return self.filled_quantity / self.ordered_quantity if self.ordered_quantity else None
 
 
 def mean(xs: Sequence[Decimal]) -> Decimal:

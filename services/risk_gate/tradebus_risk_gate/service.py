@@ -33,6 +33,7 @@ from .handlers import ControlHandler, IntentHandler, LatestFeeds
 from .modes import ModeHandler, ModeStore
 from .orders import OpenOrderBook
 from .protections import Protections, ProtectionStore
+from .recon_gate import ReconGateCheck
 from .state import BreakerStore, TradingStateStore
 from .throttle import RateWindow
 
@@ -117,6 +118,8 @@ async def build(ctx: ServiceContext) -> None:
         modes,
         feeds,
     )
+    gate_on = ctx.config.reconciler.startup_gate
+    intents.recon_gate = ReconGateCheck.of_mirror(gate_on, control_mirror)  # C1
     stages = ModeHandler(modes, risk.modes, risk.stages)
     control = ControlHandler(ctx.config, store, trips, stages)
     breakers = Breakers(risk.breakers, store, trips, stages)

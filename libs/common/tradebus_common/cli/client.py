@@ -64,16 +64,60 @@ def nats_url(args: Any) -> str:
     return load_config(getattr(args, "config", None)).bus.url
 
 
+def nats_creds(args: Any) -> str:
+    """--creds FILE, else $NATS_CREDS, else [bus] creds_file: the identity to connect as."""
+    if getattr(args, "creds", None):
+        return args.creds
+    if os.environ.get("NATS_CREDS"):
+        return os.environ["NATS_CREDS"]
+    return load_config(getattr(args, "config", None)).bus.creds_file
+
+
+def connect_options(args: Any) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    creds = nats_creds(args)
+    if creds:
+        if not os.path.isfile(creds):
+            raise ClientError(f"credentials file not found: {creds}")
+        opts["user_credentials"] = creds
+    ca = os.environ.get("NATS_CA") or load_config(getattr(args, "config", None)).bus.tls_ca_file
+    if ca:
+        from ..bus import tls_context
+
+        opts["tls"] = tls_context(ca)
+    return opts
+
+
+async def _report_refusal(e: Exception) -> None:
+    # A refused publish only shows as an async server error; say so instead of a bare timeout.
+    if "permissions violation" in str(e).lower():
+        print(f"tradebus: NATS refused this identity: {e}", file=sys.stderr)
+
+
 @contextlib.asynccontextmanager
 async def connected(args: Any) -> AsyncIterator[NATS]:
     url = nats_url(args)
+    opts = connect_options(args)
     try:
         # nats-py can keep retrying the first connect; an operator wants an answer now.
         nc = await asyncio.wait_for(
-            nats.connect(url, connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False),
+            nats.connect(
+                url,
+                connect_timeout=3,
+                max_reconnect_attempts=0,
+                allow_reconnect=False,
+                error_cb=_report_refusal,
+                **opts,
+            ),
             CONNECT_TIMEOUT_S,
         )
     except Exception as e:
+        if "authorization violation" in str(e).lower():
+            raise ClientError(
+                f"NATS at {redact_url(url)} refused the connection: authentication required or "
+                f"credentials not accepted (pass --creds FILE or set NATS_CREDS; `tradebus up` "
+                f"prints the paths)"
+            ) from e
         raise ClientError(
             f"cannot reach NATS at {redact_url(url)}: {type(e).__name__} "
             f"(is the stack up? `make run`, or pass --nats URL)"
@@ -246,19 +290,55 @@ async def cmd_reconcile(args: Any) -> int:
 
 
 async def cmd_tail(args: Any) -> int:
-    subject = TAIL_SUBJECTS[args.what]
-    policy = api.DeliverPolicy.ALL if args.from_start else api.DeliverPolicy.NEW
+    subject = TAIL_SUBJECTS.get(args.what, args.what)
+    if not valid_pattern(subject):
+        raise ClientError(
+            f"{args.what!r} is neither one of {', '.join(sorted(TAIL_SUBJECTS))} "
+            f"nor a subject pattern (tokens separated by '.', '*' for one, '>' last for the rest)"
+        )
     seen = 0
     async with connected(args) as nc:
-        sub = await nc.jetstream().subscribe(subject, ordered_consumer=True, deliver_policy=policy)
+        sub = await _tail_subscription(nc, subject, args.from_start)
         try:
             while args.count is None or seen < args.count:
                 msg = await sub.next_msg(timeout=None)
-                print(_render_raw(msg.subject, msg.data), flush=True)
+                print(tail_line(msg, args.json), flush=True)
                 seen += 1
         finally:
             await sub.unsubscribe()
     return 0
+
+
+def valid_pattern(subject: str) -> bool:
+    """A NATS subject or wildcard pattern: non-empty tokens, no spaces, '>' only last."""
+    tokens = subject.split(".")
+    if not subject or any(not t or any(c.isspace() for c in t) for t in tokens):
+        return False
+    return ">" not in tokens[:-1]
+
+
+async def _tail_subscription(nc: NATS, subject: str, from_start: bool) -> Any:
+    """An ordered consumer on the stream holding `subject`; a subject no stream keeps
+    (rpc.*, $KV.*) is followed live on core NATS."""
+    policy = api.DeliverPolicy.ALL if from_start else api.DeliverPolicy.NEW
+    try:
+        return await nc.jetstream().subscribe(subject, ordered_consumer=True, deliver_policy=policy)
+    except NotFoundError:
+        print(f"{subject}: in no stream; following it live", file=sys.stderr, flush=True)
+        return await nc.subscribe(subject)
+
+
+def tail_line(msg: Any, as_json: bool) -> str:
+    """A message as one readable line, or (--json) as one JSON object: subject, stream
+    sequence (null off-stream) and the event as it was sent."""
+    if not as_json:
+        return _render_raw(msg.subject, msg.data)
+    try:
+        body: Any = msgspec.json.decode(msg.data)
+    except msgspec.DecodeError:
+        body = {"raw": msg.data.decode("utf-8", errors="backslashreplace")}
+    seq = msg.metadata.sequence.stream if msg.reply and msg.reply.startswith("$JS.") else None
+    return msgspec.json.encode({"subject": msg.subject, "seq": seq, "event": body}).decode()
 
 
 def _render_raw(subject: str, data: bytes) -> str:

@@ -20,6 +20,9 @@ from .services import RUNNABLE, SERVICE_NAMES
 def _client_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nats", help="NATS URL (default: $NATS_URL, else [bus] url from config)")
     p.add_argument("--config", help="tradebus.toml (default: $TRADEBUS_CONFIG)")
+    p.add_argument(
+        "--creds", help="NATS .creds file (default: $NATS_CREDS, else [bus] creds_file)"
+    )
 
 
 # Service packages may add operator commands of their own in a `cli` module with
@@ -35,6 +38,12 @@ def service_cli_modules() -> list[ModuleType]:
     return found
 
 
+def _ops_cli_modules() -> list[ModuleType]:
+    from . import auth_cmd, config_cmd, healthcheck_cmd
+
+    return [auth_cmd, config_cmd, healthcheck_cmd]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tradebus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=".tradebus", help="state directory (default .tradebus)")
     p.add_argument("--nats-port", type=int, default=4222)
     p.add_argument("--ready-timeout", type=float, default=60.0)
+    p.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="development only: NATS without credentials (default: auth on, creds in data dir)",
+    )
 
     p = sub.add_parser("run", help="run one service (what containers use)")
     p.add_argument("service", choices=sorted(RUNNABLE))
@@ -64,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tail", help="stream events as readable lines")
     _client_opts(p)
-    p.add_argument("what", choices=sorted(client.TAIL_SUBJECTS))
+    p.add_argument(
+        "what",
+        metavar="WHAT",
+        help=f"{', '.join(sorted(client.TAIL_SUBJECTS))}, or any subject pattern (md.paper.>)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per line, for piping")
     p.add_argument("--from-start", action="store_true", help="replay the stream from the start")
     p.add_argument("--count", type=int, help="exit after N events")
 
@@ -102,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in service_cli_modules():
         module.register(sub, _client_opts)
+    for module in _ops_cli_modules():  # tradebus auth ..., tradebus config show
+        module.register(sub, _client_opts)
+    from . import dash  # tradebus dash
+
+    dash.register(sub, _client_opts)
 
     p = sub.add_parser("bench", help="measure the pipeline against raw JetStream (own stack)")
     p.add_argument("--quick", action="store_true", help="short runs (about a minute)")

@@ -50,6 +50,8 @@ def _describe(e: Any) -> str:
             return "\n".join(lines)
         case ev.MessageDeadLettered():
             return f"DEAD      {e.service} {e.reason.value} on {e.subject}: {e.error[:120]}"
+        case ev.MarketTick():
+            return f"TICK      {e.venue} {e.symbol} {e.price}"
         case ev.Signal() | ev.OrderIntent():
             kind = "SIGNAL" if isinstance(e, ev.Signal) else "INTENT"
             return (

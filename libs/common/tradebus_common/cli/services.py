@@ -24,6 +24,7 @@ RUNNABLE: dict[str, str] = {
     "reconciler": "tradebus_reconciler.service",
     "alerting": "tradebus_alerting.service",
     "demo-feed": "tradebus_execution_gateway.feed",
+    "example-strategy": "tradebus_signal.example_sma",  # S6, [example_strategy]
 }
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..auth.generate import AuthLayout
 from ..config import Config, load_config
 from ..stack.servers import NatsServer, Postgres, StackError, child_env
 from ..telemetry import redact_url
@@ -40,13 +41,29 @@ class Child:
     proc: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started: float = field(default=0.0)
+    argv: list[str] = field(default_factory=list)  # tradebus arguments; default: run <name>
+    env: dict[str, str] = field(default_factory=dict)  # on top of the supervisor's env
 
 
 class Supervisor:
-    def __init__(self, names: list[str], env: dict[str, str], log_dir: Path) -> None:
-        self.children = [Child(n, log_dir / f"{n}.log") for n in names]
+    def __init__(
+        self,
+        names: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        per_child: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        per_child = per_child or {}
+        self.children = [Child(n, log_dir / f"{n}.log", env=per_child.get(n, {})) for n in names]
+        self.log_dir = log_dir
         self.env = env
         self.stopping = False
+
+    def add(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+        """A supervised helper process that is not a service (e.g. the auth monitor)."""
+        child = Child(name, self.log_dir / f"{name}.log", argv=argv, env=env or {})
+        self.children.append(child)
+        return child
 
     async def spawn(self, child: Child) -> None:
         log = open(child.log_path, "ab")  # noqa: SIM115 - handed to the child process
@@ -54,9 +71,8 @@ class Supervisor:
             sys.executable,
             "-m",
             "tradebus_common.cli.main",
-            "run",
-            child.name,
-            env=self.env,
+            *(child.argv or ["run", child.name]),
+            env={**self.env, **child.env},
             stdout=log,
             stderr=log,
             start_new_session=True,
@@ -96,13 +112,15 @@ class Supervisor:
                     proc.kill()
 
 
-async def wait_healthy(url: str, names: tuple[str, ...], timeout_s: float) -> list[str]:
+async def wait_healthy(
+    url: str, names: tuple[str, ...], timeout_s: float, creds: str = ""
+) -> list[str]:
     """Wait until every service has heartbeated; return those that have not."""
     import nats
 
     from .client import _health
 
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, **({"user_credentials": creds} if creds else {}))
     deadline = time.monotonic() + timeout_s
     missing = list(names)
     try:
@@ -117,23 +135,78 @@ async def wait_healthy(url: str, names: tuple[str, ...], timeout_s: float) -> li
     return missing
 
 
-def banner(url: str, dsn: str, data_dir: Path, log_dir: Path) -> str:
+def banner(url: str, dsn: str, data_dir: Path, log_dir: Path, auth: AuthLayout | None) -> str:
+    if auth is None:
+        creds, op, strat = (
+            "  auth        OFF (--no-auth): anyone who reaches NATS can trade\n",
+            "",
+            "",
+        )
+    else:
+        names = ", ".join(sorted(p.stem for p in auth.creds_dir.glob("*.creds")))
+        creds = (
+            f"  credentials {auth.creds_dir}/<identity>.creds\n"
+            f"              ({names})\n"
+            f"  operator    {auth.creds('operator')}\n"
+            f"  observer    {auth.creds('observer')}   (read-only)\n"
+        )
+        op = f" --creds {auth.creds('operator')}"
+        strat = f" --creds {auth.creds('strategy-demo')}"
     return f"""
-tradebus is up (paper mode)
+tradebus is up (paper mode, auth {"on" if auth else "OFF"})
   NATS        {redact_url(url)}
   PostgreSQL  {redact_url(dsn)}
-  data dir    {data_dir}   (state survives a restart)
+{creds}  data dir    {data_dir}   (state survives a restart)
   logs        {log_dir}/<service>.log
 
 Publish a signal (any NATS client; JSON on trading.signal.<strategy>):
-  nats pub trading.signal.demo '{{"id":"sig-1","strategy":"demo","venue":"paper","symbol":"BTC/USDT","side":"buy","quantity":"0.01"}}'
-  tradebus signal --strategy demo --symbol BTC/USDT --side buy --qty 0.01
-Watch:   tradebus tail all          (fills | orders | positions | alerts | all)
-Halt:    nats pub trading.control.halt "reason"      or  tradebus halt "reason"
-Resume:  tradebus resume --operator YOUR_NAME
-Health:  tradebus status
+  nats{strat} pub trading.signal.demo '{{"id":"sig-1","strategy":"demo","venue":"paper","symbol":"BTC/USDT","side":"buy","quantity":"0.01"}}'
+  tradebus signal{strat} --strategy demo --symbol BTC/USDT --side buy --qty 0.01
+Watch:   tradebus tail all{op}          (fills | orders | positions | alerts | all)
+Halt:    nats{op} pub trading.control.halt "reason"      or  tradebus halt{op} "reason"
+Resume:  tradebus resume{op} --operator YOUR_NAME
+Health:  tradebus status{op}
 Ctrl-C stops everything.
 """
+
+
+def start_auth(data_dir: Path, config: Config) -> AuthLayout:
+    """Credentials in <data-dir>/creds, kept across restarts (same keys, fresh JWTs)."""
+    from ..auth.generate import init_auth
+
+    return init_auth(
+        data_dir, sorted(config.strategies), example_strategy=config.example_strategy.strategy
+    )
+
+
+async def bootstrap(url: str, auth: AuthLayout, config: Config) -> None:
+    """The admin identity creates streams and buckets: services may not (least privilege)."""
+    import nats
+
+    from ..auth.topology import bootstrap_topology
+
+    nc = await nats.connect(url, user_credentials=str(auth.creds("admin")))
+    try:
+        await bootstrap_topology(nc.jetstream(), config)
+    finally:
+        await nc.close()
+
+
+def service_credentials(auth: AuthLayout, names: list[str]) -> dict[str, dict[str, str]]:
+    """Each service connects as its own identity and leaves the topology to the admin."""
+    return {
+        n: {
+            "TRADEBUS__BUS__CREDS_FILE": str(auth.creds(n)),
+            "TRADEBUS__BUS__MANAGE_TOPOLOGY": "false",
+        }
+        for n in names
+    }
+
+
+def add_auth_monitor(supervisor: Supervisor, url: str, auth: AuthLayout, nats_log: Path) -> None:
+    """Refused publishes in the server log become alerts (a spoofed resume pages someone)."""
+    argv = ["auth", "monitor", "--log", str(nats_log), "--out", str(auth.root), "--nats", url]
+    supervisor.add("auth-monitor", [*argv, "--creds", str(auth.creds("auth-monitor"))])
 
 
 async def run_up(args: Any) -> int:
@@ -146,26 +219,37 @@ async def run_up(args: Any) -> int:
             f"port {args.nats_port} is in use (another stack running?): "
             f"stop it or pass --nats-port N"
         )
-    nats_server = NatsServer(data_dir / "nats", args.nats_port).start()
+    auth = None if args.no_auth else start_auth(data_dir, config)
+    nats_server = NatsServer(
+        data_dir / "nats", args.nats_port, config_file=auth.server_conf if auth else None
+    ).start()
     postgres: Postgres | None = None
     supervisor: Supervisor | None = None
     try:
+        if auth:
+            await bootstrap(nats_server.url, auth, config)
         dsn = config.database_dsn()
         if not dsn:
             print("starting embedded PostgreSQL ...", flush=True)
             postgres = Postgres(data_dir / "pg").start()
             dsn = postgres.dsn
         names = list(SERVICE_NAMES) + (["demo-feed"] if config.feed.enabled else [])
+        names += ["example-strategy"] if config.example_strategy.enabled else []  # S6
         env = child_env(nats_server.url, dsn, args.config and str(Path(args.config).resolve()))
-        supervisor = Supervisor(names, env, log_dir)
+        per_child = service_credentials(auth, names) if auth else None
+        supervisor = Supervisor(names, env, log_dir, per_child)
+        if auth:
+            assert nats_server.log_file is not None
+            add_auth_monitor(supervisor, nats_server.url, auth, nats_server.log_file)
         watchers = [asyncio.create_task(supervisor.watch(c)) for c in supervisor.children]
-        missing = await wait_healthy(nats_server.url, SERVICE_NAMES, args.ready_timeout)
+        observer = str(auth.creds("observer")) if auth else ""
+        missing = await wait_healthy(nats_server.url, SERVICE_NAMES, args.ready_timeout, observer)
         if missing:
             print(
                 f"! not healthy after {args.ready_timeout}s: {', '.join(missing)} (see {log_dir})",
                 flush=True,
             )
-        print(banner(nats_server.url, dsn, data_dir, log_dir), flush=True)
+        print(banner(nats_server.url, dsn, data_dir, log_dir, auth), flush=True)
         await wait_for_signal()
         print("stopping ...", flush=True)
         await supervisor.stop()

@@ -55,10 +55,21 @@ class NatsServer:
     monitor_port: int | None = None
     proc: subprocess.Popen | None = None
     log_file: Path | None = None
+    # With auth: the generated nats/nats-server.conf (`tradebus auth init`); the server runs
+    # in the auth directory, so its relative tls/ paths resolve. Flags override the file.
+    config_file: Path | None = None
+    extra_args: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
+
+    def _config_args(self) -> list[str]:
+        if self.config_file is None:
+            return []
+        # The file names http_port 8222: never collide with another local server.
+        monitor = [] if self.monitor_port else ["-m", str(free_port())]
+        return ["-c", str(self.config_file), *monitor]
 
     def start(self, timeout_s: float = 15.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
@@ -74,9 +85,11 @@ class NatsServer:
         ]
         if self.monitor_port:
             args += ["-m", str(self.monitor_port)]
+        args += [*self._config_args(), *self.extra_args]
+        cwd = self.config_file.parent.parent if self.config_file else None
         self.log_file = self.store_dir / "nats-server.log"
         with open(self.log_file, "ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
         wait_for_port("127.0.0.1", self.port, timeout_s, self.proc)
         return self
 

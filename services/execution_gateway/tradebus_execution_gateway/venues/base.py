@@ -1,7 +1,8 @@
-"""The venue interface and the venue's record of an order. Paper venue now; ccxt next."""
+"""The venue interface and the venue's record of an order (paper.py, ccxt_venue.py)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
@@ -9,12 +10,14 @@ from typing import Protocol
 import msgspec
 
 from tradebus_common.events import (
+    ExitReason,
     Liquidity,
     OrderApproved,
     OrderType,
     PositionView,
     RejectReason,
     Side,
+    VenueTradeView,
 )
 
 
@@ -24,6 +27,7 @@ class VenueOrderStatus(StrEnum):
     FILLED = "filled"
     CANCELED = "canceled"
     REJECTED = "rejected"
+    EXPIRED = "expired"
 
 
 WORKING = (VenueOrderStatus.OPEN, VenueOrderStatus.PARTIALLY_FILLED)
@@ -58,6 +62,7 @@ class VenueOrder(msgspec.Struct, kw_only=True, frozen=True):
     approved_id: str = ""
     correlation_id: str = ""
     last_tick_seq: int = 0  # MARKET sequence of the newest tick this order has seen
+    exit_reason: ExitReason | None = None  # copied from the approval onto every fill
 
     @property
     def filled_quantity(self) -> Decimal:
@@ -83,8 +88,23 @@ class Venue(Protocol):
         """Cancel a working order; a finished one is returned unchanged, an unknown one None."""
         ...
 
-    async def fetch_order(self, client_order_id: str) -> VenueOrder | None: ...
+    async def fetch_order(self, client_order_id: str, symbol: str = "") -> VenueOrder | None:
+        """The venue's record by our client order id (None: it has none). `symbol` is a hint
+        for venues that look orders up per symbol."""
+        ...
 
     async def open_orders(self) -> list[VenueOrder]: ...
 
+    async def my_trades(self, since: datetime | None) -> list[VenueTradeView]:
+        """Our executions at the venue since `since` (None: as far back as it keeps)."""
+        ...
+
+    async def balances(self) -> dict[str, Decimal]:
+        """Total balance per currency."""
+        ...
+
     async def positions(self) -> list[PositionView]: ...
+
+    async def markets(self) -> list[str]:
+        """The symbols this venue trades here."""
+        ...

@@ -9,6 +9,7 @@ venue that knows its client order ids, and nothing fills twice.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from decimal import Decimal
 
 import msgspec
@@ -20,10 +21,17 @@ from tradebus_common.bus import Bus
 from tradebus_common.codec import decoder_for
 from tradebus_common.config import VenueConfig
 from tradebus_common.errors import TransientError
-from tradebus_common.events import MarketTick, OrderApproved, PositionView, RejectReason, Side
+from tradebus_common.events import (
+    MarketTick,
+    OrderApproved,
+    PositionView,
+    RejectReason,
+    Side,
+    VenueTradeView,
+)
 
 from . import matching
-from .base import VenueOrder, VenueOrderStatus
+from .base import VenueFill, VenueOrder, VenueOrderStatus
 
 _order_decoder = decoder_for(VenueOrder)
 _encoder = msgspec.json.Encoder(decimal_format="string")
@@ -38,6 +46,10 @@ class PaperVenue:
         self._positions: dict[str, Decimal] = defaultdict(Decimal)
         self._working: dict[str, VenueOrder] = {}  # client order id -> resting order
         self._by_strategy: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        # Balances are the configured start moved by every stored fill, so they are rebuilt
+        # exactly from the orders in KV after a restart (no second record to drift).
+        self._balances: dict[str, Decimal] = defaultdict(Decimal, config.starting_balances)
+        self._trades: dict[str, VenueTradeView] = {}  # trade id -> execution
 
     def _key(self, client_order_id: str) -> str:
         return f"{subjects.token(self.name)}.order.{client_order_id}"
@@ -55,7 +67,7 @@ class PaperVenue:
                 if order is not None:
                     self._track(None, order)
 
-    async def fetch_order(self, client_order_id: str) -> VenueOrder | None:
+    async def fetch_order(self, client_order_id: str, symbol: str = "") -> VenueOrder | None:
         found = await self._get(client_order_id)
         return found[0] if found else None
 
@@ -108,6 +120,16 @@ class PaperVenue:
     async def open_orders(self) -> list[VenueOrder]:
         return sorted(self._working.values(), key=lambda o: o.client_order_id)
 
+    async def my_trades(self, since: datetime | None) -> list[VenueTradeView]:
+        """Every execution (paper fills carry no venue time, so `since` is not applied)."""
+        return list(self._trades.values())
+
+    async def balances(self) -> dict[str, Decimal]:
+        return {c: q for c, q in sorted(self._balances.items()) if q != 0}
+
+    async def markets(self) -> list[str]:
+        return list(self.config.symbols)
+
     def positions_by_strategy(self) -> dict[tuple[str, str], Decimal]:
         """Net quantity per (symbol, strategy), from this venue's own fills."""
         return {k: q for k, q in self._by_strategy.items() if q != 0}
@@ -132,10 +154,30 @@ class PaperVenue:
         for fill in after.fills[len(before.fills) if before else 0 :]:
             self._positions[after.symbol] += sign * fill.quantity
             self._by_strategy[(after.symbol, after.strategy)] += sign * fill.quantity
+            self._book_fill(after, fill, sign)
         if after.working:
             self._working[after.client_order_id] = after
         else:
             self._working.pop(after.client_order_id, None)
+
+    def _book_fill(self, order: VenueOrder, fill: VenueFill, sign: int) -> None:
+        base, _, quote = order.symbol.partition("/")
+        self._balances[base] += sign * fill.quantity
+        self._balances[quote or self.config.quote_currency] -= sign * fill.quantity * fill.price
+        self._balances[fill.fee_currency] -= fill.fee
+        self._trades[fill.trade_id] = VenueTradeView(
+            trade_id=fill.trade_id,
+            client_order_id=order.client_order_id,
+            venue_order_id=order.venue_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=fill.quantity,
+            price=fill.price,
+            fee=fill.fee,
+            fee_currency=fill.fee_currency,
+            liquidity=fill.liquidity,
+            strategy=order.strategy,
+        )
 
     async def _on_arrival(self, order: OrderApproved) -> VenueOrder:
         record = VenueOrder(
@@ -150,6 +192,7 @@ class PaperVenue:
             strategy=order.strategy,
             approved_id=order.id,
             correlation_id=order.correlation_id,
+            exit_reason=order.exit_reason,
         )
         market = await self.bus.last_market(self.name, order.symbol)
         if market is None:

@@ -1,0 +1,373 @@
+"""Chaos harness (Q2): the six services as real processes on a real nats-server and a real
+PostgreSQL of their own (so both can be restarted), a steady signal load, faults, and the
+invariants checked from the durable record afterwards.
+
+The verdict is read from the TRADING stream, the ledger's tables and the paper venue's own
+record, never from what a subscriber happened to see: a restart of nats-server loses core
+subscriptions, and the point is to prove the durable record is whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+import nats
+from nats.js import api
+
+from tradebus_common import events as ev
+from tradebus_common.cli.services import SERVICE_NAMES
+from tradebus_common.cli.up import wait_healthy
+from tradebus_common.codec import decode
+from tradebus_common.errors import PermanentError
+from tradebus_common.stack.servers import NatsServer, Postgres, free_port
+
+from ..support.procs import ServiceProcess, service_env, write_config
+
+CHAOS_CONFIG = """
+[risk]
+max_orders_per_window = 100000
+max_orders_per_window_per_strategy = 100000
+stale_market_data_s = 86400
+"""
+PRICE = Decimal("50000")
+QTY = Decimal("0.001")
+_ENC = msgspec.json.Encoder()
+TERMINAL = (
+    ev.OrderDenied,
+    ev.OrderRejected,
+    ev.OrderCanceled,
+    ev.OrderExpired,
+)
+
+
+@dataclass
+class ChaosStack:
+    root: Path
+    nats: NatsServer | None = None
+    pg: Postgres | None = None
+    procs: dict[str, ServiceProcess] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        self.nats = NatsServer(self.root / "nats", free_port()).start()
+        self.pg = Postgres(Path(os.environ.get("TMPDIR", "/tmp")) / f"tbchaos-{free_port()}")
+        self.pg.start()
+        config = write_config(self.root / "tradebus.toml", CHAOS_CONFIG)
+        self.env = service_env(self.nats.url, self.pg.dsn, config)
+        for name in SERVICE_NAMES:
+            self.procs[name] = ServiceProcess(name, self.env, self.root).start()
+        await self.healthy(list(SERVICE_NAMES))
+
+    async def healthy(self, names: list[str], timeout_s: float = 90) -> None:
+        assert self.nats is not None
+        missing = await wait_healthy(self.nats.url, tuple(names), timeout_s)
+        if missing:
+            tails = "\n".join(f"--- {n}\n{self.procs[n].log_tail(15)}" for n in missing)
+            raise AssertionError(f"not healthy: {missing}\n{tails}")
+
+    @property
+    def url(self) -> str:
+        assert self.nats is not None
+        return self.nats.url
+
+    async def kill9_and_restart(self, name: str) -> None:
+        self.procs[name].kill9()
+        self.procs[name] = ServiceProcess(name, self.env, self.root).start()
+
+    def restart_nats(self) -> None:
+        assert self.nats is not None
+        self.nats.stop()
+        self.nats.start()  # same port and store: streams, KV and durables survive
+
+    def restart_postgres(self) -> None:
+        assert self.pg is not None
+        self.pg.stop()
+        self.pg.start()
+
+    async def pause(self, name: str, seconds: float) -> None:
+        """SIGSTOP past ack_wait, then SIGCONT: its in-flight messages are redelivered to it
+        (or to a peer) while it still holds them."""
+        proc = self.procs[name].proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(seconds)  # the fault itself lasts this long; not a sync point
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+
+    async def stop(self) -> None:
+        for p in self.procs.values():
+            p.terminate()
+        if self.pg:
+            self.pg.stop()
+        if self.nats:
+            self.nats.stop()
+
+
+class Load:
+    """A steady stream of market-order signals; each is retried with its own id until the
+    stream has acked it (a real client does the same), so every id sent is in the stream."""
+
+    def __init__(self, url: str, prefix: str, rate: float) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.rate = rate
+        self.sent: dict[str, float] = {}  # signal id -> wall time first sent
+        self._acked = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Load:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._task is not None
+        await self._task
+
+    async def reached(self, n: int, timeout_s: float = 60) -> None:
+        """Wait until `n` more signals are in the stream than now."""
+        target = len(self.sent) + n
+
+        async def wait() -> None:
+            while len(self.sent) < target:
+                self._acked.clear()
+                await self._acked.wait()
+
+        await asyncio.wait_for(wait(), timeout_s)
+
+    async def _run(self) -> None:
+        nc = await nats.connect(self.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        js = nc.jetstream(timeout=2)
+        try:
+            i = 0
+            while not self._stop.is_set():
+                sid = f"{self.prefix}-{i}"
+                body = {
+                    "id": sid, "strategy": "demo", "venue": "paper", "symbol": "BTC/USDT",
+                    "side": "buy" if i % 2 == 0 else "sell", "quantity": str(QTY),
+                }  # fmt: skip
+                self.sent.setdefault(sid, time.time())
+                await _publish_until_acked(js, sid, _ENC.encode(body))
+                self._acked.set()
+                i += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 1 / self.rate)
+        finally:
+            await nc.close()
+
+
+async def _publish_until_acked(js: Any, sid: str, data: bytes) -> None:
+    for _ in range(600):
+        try:
+            await js.publish("trading.signal.demo", data, headers={"Nats-Msg-Id": sid})
+            return
+        except Exception:  # server restarting: same id again, the stream dedups
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"signal {sid} never reached the stream")
+
+
+async def set_price(url: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        tick = ev.MarketTick(venue="paper", symbol="BTC/USDT", price=PRICE)
+        await nc.jetstream().publish("md.paper.BTC-USDT", msgspec.json.encode(tick))
+    finally:
+        await nc.close()
+
+
+# --- reading the durable record ----------------------------------------------------------
+
+
+@dataclass
+class Record:
+    events: list[tuple[float, Any]]  # (stream timestamp, event), in stream order
+    signal_ids: set[str]  # ids of the signals in the stream (plain JSON, no event tag)
+    first_seq: int
+    last_seq: int
+    messages: int
+
+
+async def read_trading(url: str) -> Record:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info("TRADING")
+        sub = await js.pull_subscribe(
+            "trading.>", stream="TRADING", config=api.ConsumerConfig(
+                ack_policy=api.AckPolicy.NONE, deliver_policy=api.DeliverPolicy.ALL
+            ),
+        )  # fmt: skip
+        events: list[tuple[float, Any]] = []
+        signal_ids: set[str] = set()
+        read = 0
+        while read < info.state.messages:
+            try:
+                batch = await sub.fetch(500, timeout=2)
+            except nats.errors.TimeoutError:
+                break
+            for msg in batch:
+                read += 1
+                if msg.subject.startswith("trading.signal."):
+                    with contextlib.suppress(Exception):
+                        signal_ids.add(msgspec.json.decode(msg.data)["id"])
+                    continue
+                with contextlib.suppress(PermanentError):
+                    events.append((msg.metadata.timestamp.timestamp(), decode(msg.data)))
+        await sub.unsubscribe()
+        return Record(events, signal_ids, info.state.first_seq, info.state.last_seq, info.state.messages)
+    finally:
+        await nc.close()
+
+
+@dataclass
+class Verdict:
+    scenario: str
+    signals: int
+    outcomes: dict[str, int]
+    duplicates: int
+    lost: int
+    recover_s: float | None
+    problems: list[str]
+
+
+def outcomes_by_signal(record: Record) -> dict[str, list[tuple[float, str, Any]]]:
+    """Terminal outcomes per signal id (= correlation id), deduplicated by event id."""
+    seen: set[str] = set()
+    filled: dict[str, Decimal] = defaultdict(Decimal)
+    out: dict[str, list[tuple[float, str, Any]]] = defaultdict(list)
+    for ts, e in record.events:
+        if e.id in seen:
+            continue
+        seen.add(e.id)
+        key = e.correlation_id
+        if isinstance(e, ev.Fill):
+            filled[key] += e.quantity
+            if filled[key] >= QTY and not any(k == "filled" for _, k, _ in out[key]):
+                out[key].append((ts, "filled", e))
+        elif isinstance(e, TERMINAL):
+            out[key].append((ts, type(e).__name__, e))
+        elif type(e).__name__ == "SignalRejected":
+            out[key].append((ts, "SignalRejected", e))
+    return out
+
+
+async def wait_all_terminal(url: str, ids: list[str], timeout_s: float) -> Record:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        record = await read_trading(url)
+        done = outcomes_by_signal(record)
+        if all(done.get(i) for i in ids) or time.monotonic() > deadline:
+            return record
+        await asyncio.sleep(0.5)  # polling the durable record for a condition, bounded
+
+
+async def verify(
+    stack: ChaosStack, scenario: str, load: Load, fault_at: float, timeout_s: float = 120
+) -> Verdict:
+    ids = list(load.sent)
+    record = await wait_all_terminal(stack.url, ids, timeout_s)
+    by_signal = outcomes_by_signal(record)
+    problems: list[str] = []
+    counts: dict[str, int] = defaultdict(int)
+    duplicates = 0
+    for sid in ids:
+        kinds = [k for _, k, _ in by_signal.get(sid, [])]
+        if not kinds:
+            problems.append(f"{sid}: no terminal outcome")
+            continue
+        counts[kinds[0]] += 1
+        if len(kinds) > 1:
+            duplicates += 1
+            problems.append(f"{sid}: {len(kinds)} terminal outcomes {kinds}")
+    lost = len([i for i in ids if i not in record.signal_ids])
+    if record.first_seq != 1 or record.messages != record.last_seq:
+        problems.append(
+            f"stream gap: first {record.first_seq}, {record.messages} of {record.last_seq}"
+        )
+    problems += await venue_vs_ledger(stack, record)
+    after = [by_signal[i][0][0] for i in ids if load.sent[i] >= fault_at and by_signal.get(i)]
+    recover = (min(after) - fault_at) if after else None
+    return Verdict(scenario, len(ids), dict(counts), duplicates, lost, recover, problems)
+
+
+async def venue_vs_ledger(stack: ChaosStack, record: Record) -> list[str]:
+    """No duplicate venue orders; the ledger holds exactly the venue's fills."""
+    problems: list[str] = []
+    approvals: dict[str, int] = defaultdict(int)
+    for _, e in record.events:
+        if isinstance(e, ev.OrderApproved):
+            approvals[e.client_order_id] += 1
+    venue_fills = await paper_fills(stack.url)
+    by_order: dict[str, Decimal] = defaultdict(Decimal)
+    for coid, _trade, qty in venue_fills:
+        by_order[coid] += qty
+    over = [c for c, q in by_order.items() if q > QTY]
+    if over:
+        problems.append(f"venue overfilled {len(over)} order(s): {over[:3]}")
+    unknown = [c for c in by_order if c not in approvals]
+    if unknown:
+        problems.append(f"venue orders with no approval: {unknown[:3]}")
+    assert stack.pg is not None
+    conn = await asyncpg.connect(stack.pg.dsn)
+    try:
+        ledger = {r["trade_id"] for r in await conn.fetch("SELECT trade_id FROM fills")}
+    finally:
+        await conn.close()
+    venue = {t for _, t, _ in venue_fills}
+    announced = {e.trade_id for _, e in record.events if isinstance(e, ev.Fill)}
+    if announced != venue:
+        problems.append(
+            f"stream fills != venue fills: {len(venue - announced)} never announced, "
+            f"{len(announced - venue)} not at the venue"
+        )
+    if ledger != venue:
+        problems.append(
+            f"ledger != venue fills: {len(venue - ledger)} missing, {len(ledger - venue)} extra"
+        )
+    return problems
+
+
+async def paper_fills(url: str) -> list[tuple[str, str, Decimal]]:
+    nc = await nats.connect(url)
+    try:
+        kv = await nc.jetstream().key_value("paper_venue")
+        try:
+            keys = await kv.keys()
+        except nats.js.errors.NoKeysError:
+            return []
+        out = []
+        for key in keys:
+            raw = msgspec.json.decode((await kv.get(key)).value or b"{}")
+            if not isinstance(raw, dict) or "client_order_id" not in raw:
+                continue
+            for f in raw.get("fills", []):
+                out.append((raw["client_order_id"], f["trade_id"], Decimal(f["quantity"])))
+        return out
+    finally:
+        await nc.close()
+
+
+def table(verdicts: list[Verdict]) -> str:
+    rows = [
+        f"{'scenario':<34}{'signals':>8}  {'outcomes':<34}{'dups':>5}{'lost':>5}  {'recover':>8}"
+    ]
+    for v in verdicts:
+        outcomes = ", ".join(f"{k} {n}" for k, n in sorted(v.outcomes.items()))
+        rec = f"{v.recover_s:.1f}s" if v.recover_s is not None else "-"
+        rows.append(
+            f"{v.scenario:<34}{v.signals:>8}  {outcomes:<34}{v.duplicates:>5}{v.lost:>5}  {rec:>8}"
+        )
+    return "\n".join(rows)
