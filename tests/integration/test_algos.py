@@ -3,6 +3,7 @@ a halt stopping every child, and a parent resumed after a gateway restart (E7)."
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import msgspec
@@ -284,3 +285,41 @@ async def test_a_parent_past_its_ttl_is_canceled_with_its_children(stack, nc, co
     await publish_event(nc, modify)
     [refused] = await orders.wait_for(lambda e: isinstance(e, ev.OrderCommandRejected))
     assert refused.reason is ev.CommandRejectReason.NOT_SUPPORTED  # children belong to the algo
+
+
+async def test_the_gate_counts_an_algo_parent_as_open_until_its_children_finish(stack, nc):
+    """The risk-gate's open-order book holds the approved parent; children's fills count
+    against it (by parent_id) and the terminal AlgoProgress closes it."""
+    await stack.start("risk-gate", "execution-gateway")
+    await tick(nc, "100")
+    orders = await collect(nc, "trading.order.>")
+    intent = ev.OrderIntent(
+        id="gate-twap",
+        strategy="demo",
+        venue=PAPER,
+        symbol="BTC/USDT",
+        side=ev.Side.BUY,
+        quantity=Decimal("0.2"),
+        order_type=ev.OrderType.MARKET,
+        algo=ev.AlgoParams(kind=ev.AlgoKind.TWAP, horizon_s=1, interval_s=0.5),
+    )
+    book = await nc.jetstream().key_value("risk_orders")
+    watcher = await book.watchall()
+    await publish_event(nc, intent)
+    [approved] = await orders.wait_for(lambda e: isinstance(e, ev.OrderApproved))
+    pcid = approved.client_order_id
+    await orders.wait_for(finished(pcid), timeout=15)
+    assert len(children_of(orders, pcid, ev.OrderSubmitted)) >= 2  # worked as children
+
+    async def book_history() -> list[str | None]:
+        ops: list[str | None] = []
+        async for entry in watcher:
+            if entry is not None and entry.key == pcid:
+                ops.append(entry.operation)
+                if entry.operation == "DEL":
+                    return ops
+        return ops
+
+    ops = await asyncio.wait_for(book_history(), 15)
+    assert ops[0] is None and ops[-1] == "DEL"  # opened at approval, closed when finished
+    await watcher.stop()

@@ -196,3 +196,38 @@ async def test_a_batch_keeps_each_message_in_its_own_trace(stack, nc, spans):
 
 def trace_hex(traceparent: str) -> str:
     return traceparent.split("-")[1]
+
+
+async def test_a_signal_backlog_keeps_each_signal_in_its_own_trace(stack, nc, spans):
+    """The signal service handles a backlog as one priority-ordered batch and publishes by
+    itself: each intent must still continue its own signal's trace."""
+    await stack.start("risk-gate")  # creates the streams; the signal service comes later
+    intents = await collect(nc, "trading.intent.>")
+    for i in range(3):  # waiting before the service starts: one fetch, one batch
+        await publish_raw(
+            nc,
+            "trading.signal.demo",
+            {"id": f"backlog-{i}", "strategy": "demo", "venue": "paper", "symbol": "BTC/USDT",
+             "side": "buy", "quantity": "0.1", "priority": i},
+        )  # fmt: skip
+    await set_price(nc, "paper", "BTC/USDT", "20000")
+    await stack.start("signal")
+    await intents.wait_for(lambda e: isinstance(e, ev.OrderIntent), count=3)
+    intent_trace = {
+        e.correlation_id: trace_hex(h["traceparent"])
+        for e, h in zip(intents.events, intents.headers, strict=True)
+    }
+    assert len(set(intent_trace.values())) == 3
+
+    def signal_spans() -> dict[str, str] | None:
+        found = {
+            s.attributes["tradebus.event_id"]: trace.format_trace_id(s.context.trace_id)
+            for s in spans.get_finished_spans()
+            if s.attributes.get("tradebus.service") == "signal"
+            and s.attributes.get("tradebus.event_type") == "Signal"
+        }
+        return found if len(found) >= 3 else None
+
+    by_signal = await wait_until(signal_spans)
+    for sid, trace_id in intent_trace.items():
+        assert by_signal[sid] == trace_id

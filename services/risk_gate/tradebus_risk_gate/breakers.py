@@ -20,6 +20,8 @@ from tradebus_common.config import BreakerConfig
 from tradebus_common.errors import PermanentError
 from tradebus_common.events import (
     AlertCode,
+    AlgoProgress,
+    AlgoStatus,
     ControlAction,
     Event,
     Fill,
@@ -216,7 +218,11 @@ class MonitorHandler:
                 await self.protections.remember(event)
             case Fill():
                 self.consecutive_rejects = 0
-                await self.book.fill(event.client_order_id, event.id, event.quantity)
+                # An algo child's fill counts against the parent the gate approved.
+                order_id = event.parent_id or event.client_order_id
+                await self.book.fill(order_id, event.id, event.quantity)
+            case AlgoProgress() if event.status is not AlgoStatus.WORKING:
+                await self.book.close(event.client_order_id)
             case ReconReport():
                 return await self._trip("recon_drift", recon_tripped(event, self.cfg), event)
         return []

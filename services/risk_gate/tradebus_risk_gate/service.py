@@ -11,6 +11,7 @@ from tradebus_common.codec import decode
 from tradebus_common.control import control_decoder
 from tradebus_common.errors import PermanentError
 from tradebus_common.events import (
+    AlgoProgress,
     AnyEvent,
     Fill,
     LedgerSnapshot,
@@ -55,6 +56,7 @@ MONITOR_SUBJECTS = [
     subjects.VENUE_LATENCY_ALL,
 ]
 _MONITORED = (
+    AlgoProgress,
     LedgerSnapshot,
     OrderRejected,
     OrderCanceled,

@@ -3,12 +3,14 @@ store the exit set, publish. Under backlog a fetched batch is handled by priorit
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from decimal import Decimal
 
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
+from opentelemetry import trace
 
 from tradebus_common import subjects
 from tradebus_common.bus import BatchItem, Bus, get_struct
@@ -82,6 +84,12 @@ def dedup_key(signal_id: str) -> str:
     return "signal." + derive_id(signal_id, "seen")
 
 
+def _continuing(item: BatchItem) -> contextlib.AbstractContextManager[object]:
+    if item.span is None:
+        return contextlib.nullcontext()
+    return trace.use_span(item.span, end_on_exit=False)
+
+
 def by_priority(items: Sequence[BatchItem]) -> list[int]:
     """Indexes of a batch in handling order: higher priority first, then older first (then
     stream order, so equal signals keep theirs)."""
@@ -140,7 +148,8 @@ class SignalHandler:
         invalid = None
         for i in by_priority(items):
             try:
-                await self(items[i].event)
+                with _continuing(items[i]):  # its intent continues this signal's trace
+                    await self(items[i].event)
             except PermanentError as e:
                 invalid = e
         if invalid is not None:
