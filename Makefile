@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test test-fast bench schemas lint install clean
+.PHONY: run test test-fast bench chaos schemas lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test-fast: $(STAMP)
 # Prints every figure next to its raw-JetStream baseline; ARGS="--quick" or ARGS="--json".
 bench: $(STAMP)
 	$(BIN)/tradebus bench $(ARGS)
+
+# Every fault scenario under load, then the table (`make test` runs a short version).
+chaos: $(STAMP)
+	TRADEBUS_CHAOS=full $(BIN)/python -m pytest -q -s tests/chaos $(ARGS)
 
 schemas: $(STAMP)
 	$(BIN)/tradebus schemas --out proto-schemas

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ from tradebus_common.stack.servers import NatsServer, Postgres, free_port
 from ..support.procs import ServiceProcess, service_env, write_config
 
 CHAOS_CONFIG = """
+[reconciler]
+startup_gate = true  # a restarted gateway closes the gate until the reconciler reruns
+
 [risk]
 max_orders_per_window = 100000
 max_orders_per_window_per_strategy = 100000
@@ -227,7 +231,9 @@ async def read_trading(url: str) -> Record:
                 with contextlib.suppress(PermanentError):
                     events.append((msg.metadata.timestamp.timestamp(), decode(msg.data)))
         await sub.unsubscribe()
-        return Record(events, signal_ids, info.state.first_seq, info.state.last_seq, info.state.messages)
+        return Record(
+            events, signal_ids, info.state.first_seq, info.state.last_seq, info.state.messages
+        )
     finally:
         await nc.close()
 
@@ -298,9 +304,42 @@ async def verify(
             f"stream gap: first {record.first_seq}, {record.messages} of {record.last_seq}"
         )
     problems += await venue_vs_ledger(stack, record)
-    after = [by_signal[i][0][0] for i in ids if load.sent[i] >= fault_at and by_signal.get(i)]
+    problems += await cli_checks(stack)
+    # Recovered: the first signal sent after the fault that was filled (a denial while the
+    # startup gate is shut is an outcome, not a recovery).
+    after = [
+        ts
+        for i in ids
+        if load.sent[i] >= fault_at
+        for ts, kind, _ in by_signal.get(i, [])
+        if kind == "filled"
+    ]
     recover = (min(after) - fault_at) if after else None
     return Verdict(scenario, len(ids), dict(counts), duplicates, lost, recover, problems)
+
+
+async def tradebus(stack: ChaosStack, *args: str) -> tuple[int, str]:
+    """A `tradebus` client command against this stack; (exit code, output)."""
+    assert stack.pg is not None
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tradebus_common.cli.main", *args, "--nats", stack.url,
+        env=stack.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode or 0, out.decode(errors="replace")
+
+
+async def cli_checks(stack: ChaosStack) -> list[str]:
+    """Reconciliation is clean and the audit hash chain verifies, as an operator sees them."""
+    problems = []
+    code, out = await tradebus(stack, "reconcile", "--json")
+    if code != 0:
+        problems.append(f"reconcile not clean (exit {code}): {out[-400:]}")
+    assert stack.pg is not None
+    code, out = await tradebus(stack, "audit", "verify", "--dsn", stack.pg.dsn)
+    if code != 0:
+        problems.append(f"audit verify failed (exit {code}): {out[-400:]}")
+    return problems
 
 
 async def venue_vs_ledger(stack: ChaosStack, record: Record) -> list[str]:

@@ -63,9 +63,11 @@ async def test_auth_on_halt_spoofed_resume_alerted_operator_resumes(tmp_path: Pa
         )  # fmt: skip
         assert code != 0 and "NATS refused this identity" in out
         [alert] = await alerts.wait_for(
-            lambda e: isinstance(e, ev.Alert)
-            and e.code is ev.AlertCode.PERMISSION_VIOLATION
-            and e.context["subject"] == subjects.CONTROL_RESUME,
+            lambda e: (
+                isinstance(e, ev.Alert)
+                and e.code is ev.AlertCode.PERMISSION_VIOLATION
+                and e.context["subject"] == subjects.CONTROL_RESUME
+            ),
             timeout=20,
         )
         assert alert.context["identity"] == "strategy-demo"
@@ -81,6 +83,15 @@ async def test_auth_on_halt_spoofed_resume_alerted_operator_resumes(tmp_path: Pa
             "status", "--nats", url, "--creds", str(creds / "observer.creds"), "--json"
         )
         assert '"healthy": true' in out, out
+        # The container HEALTHCHECK, run as the service's own identity on this host.
+        code, out = await tradebus(
+            "healthcheck", "risk-gate", "--nats", url, "--creds", str(creds / "risk-gate.creds")
+        )
+        assert code == 0 and "healthy: risk-gate" in out, out
+        code, out = await tradebus(
+            "healthcheck", "nope", "--nats", url, "--creds", str(creds / "observer.creds")
+        )
+        assert code == 1 and "unhealthy" in out
         await op.close()
         await watch.close()
     finally:

@@ -84,7 +84,9 @@ username = "ops"
 recipients = ["ops@example.com"]
 """
     )
-    monkeypatch.setenv("TRADEBUS_ALERT_WEBHOOK_URL", f"{base}/{SECRETS['TRADEBUS_ALERT_WEBHOOK_URL']}")
+    monkeypatch.setenv(
+        "TRADEBUS_ALERT_WEBHOOK_URL", f"{base}/{SECRETS['TRADEBUS_ALERT_WEBHOOK_URL']}"
+    )
     monkeypatch.setenv("TRADEBUS_PAGERDUTY_ROUTING_KEY", SECRETS["TRADEBUS_PAGERDUTY_ROUTING_KEY"])
     monkeypatch.setenv("TRADEBUS_SMTP_PASSWORD", SECRETS["TRADEBUS_SMTP_PASSWORD"])
     data_dir, port = tmp_path / "stack", free_port()

@@ -17,7 +17,7 @@ from nats.aio.client import Client as NATS
 from tradebus_common import events as ev
 from tradebus_common import subjects
 from tradebus_common.auth.generate import AuthLayout, init_auth
-from tradebus_common.auth.identities import MONITOR_SOURCE, SERVICE_IDENTITIES
+from tradebus_common.auth.identities import MONITOR_SOURCE, SERVICE_IDENTITIES, SERVICES
 from tradebus_common.auth.monitor import follow, run_monitor
 from tradebus_common.auth.topology import bootstrap_topology
 from tradebus_common.bus import MSG_ID
@@ -136,6 +136,9 @@ async def test_each_service_is_refused_outside_its_subjects(
         # ... nor takes over another service's durable consumer.
         other = "alerting" if service != "alerting" else "signal"
         await me.refused(f"$JS.API.CONSUMER.CREATE.{subjects.STREAM_TRADING}.{other}")
+        if subjects.STREAM_TRADING not in SERVICES[service].ephemeral_on:
+            # the ephemeral-create subject takes a consumer name too: closed where not needed
+            await me.refused(f"$JS.API.CONSUMER.CREATE.{subjects.STREAM_TRADING}")
         # Halt stays open to every identity: stopping must always be easy.
         assert me.nc is not None
         ack = await me.nc.jetstream().publish(subjects.CONTROL_HALT, b"drill")
@@ -253,9 +256,11 @@ async def test_spoofed_resume_is_refused_and_raises_an_alert(
     }
     assert not resumes.raw  # the resume never reached anyone
     # and the alert is in the stream, where the alerting service routes it to the sinks
-    stored = await admin.jetstream().get_last_msg(
-        subjects.STREAM_TRADING, subjects.alert("critical", MONITOR_SOURCE)
+    replay = await admin.jetstream().subscribe(
+        subjects.alert("critical", MONITOR_SOURCE), ordered_consumer=True
     )
+    stored = await replay.next_msg(timeout=5)  # stored: it survives, unlike a core message
+    await replay.unsubscribe()
     assert stored.headers and stored.headers[MSG_ID] == alert.id
 
 
@@ -292,3 +297,68 @@ async def server_reloaded(server: NatsServer) -> asyncio.Future[None]:
                 return
 
     return asyncio.ensure_future(asyncio.wait_for(wait(), 10))
+
+
+async def test_tls_option_encrypts_and_verifies_the_server(tmp_path: Path):
+    """`tradebus auth init --tls`: the server requires TLS; clients trust the generated CA."""
+    from tradebus_common.bus import tls_context
+
+    layout = init_auth(tmp_path / "tls-auth", [], tls=True)
+    srv = NatsServer(tmp_path / "nats-tls", free_port(), config_file=layout.server_conf).start()
+    try:
+        nc = await nats.connect(
+            f"tls://127.0.0.1:{srv.port}",
+            user_credentials=str(layout.creds("observer")),
+            tls=tls_context(str(layout.tls_dir / "ca.pem")),
+            allow_reconnect=False,
+        )
+        assert nc.is_connected
+        await nc.close()
+        with pytest.raises(Exception):  # noqa: B017 - any refusal: a plaintext client is not served
+            await nats.connect(
+                srv.url,
+                user_credentials=str(layout.creds("observer")),
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+                connect_timeout=2,
+            )
+    finally:
+        srv.stop()
+
+
+async def test_a_service_waits_for_the_admin_to_create_the_topology(
+    server: NatsServer, auth: AuthLayout
+):
+    """Under auth a service never creates streams (manage_topology = false): started before
+    the bootstrap it waits, then runs, and the server refused it nothing."""
+    from tradebus_common.config import BusConfig, RuntimeConfig
+    from tradebus_common.runtime import ServiceRunner, ServiceSpec
+
+    async def build(ctx: object) -> None:
+        return None
+
+    config = Config(
+        bus=BusConfig(
+            url=server.url, creds_file=str(auth.creds("demo-feed")), manage_topology=False
+        ),
+        runtime=RuntimeConfig(heartbeat_interval_s=0.2, drain_timeout_s=1.0),
+    )
+    runner = ServiceRunner(ServiceSpec("demo-feed", build), config, instance="t-1")
+    task = asyncio.create_task(runner.run())
+    admin = await nats.connect(server.url, user_credentials=str(auth.creds("admin")))
+    try:
+        assert not runner.ready.is_set()  # no stream yet: it cannot be ready
+        await bootstrap_topology(admin.jetstream(), Config())
+        await asyncio.wait_for(runner.ready.wait(), 15)
+        health = await admin.jetstream().key_value(subjects.BUCKET_HEALTH)
+        watcher = await health.watch(subjects.health_key("demo-feed", "t-1"))
+        entry = await watcher.updates(timeout=5)
+        while entry is None:  # the watcher's "caught up" marker comes first when empty
+            entry = await watcher.updates(timeout=5)
+        await watcher.stop()
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 10)
+        await admin.close()
+    assert server.log_file is not None
+    assert "Violation" not in server.log_file.read_text()

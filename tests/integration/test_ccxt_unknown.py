@@ -17,6 +17,7 @@ from tradebus_common.ids import client_order_id
 from tradebus_execution_gateway.handlers import ApprovedOrderHandler, cancel_in_scope
 from tradebus_execution_gateway.journal import Journal
 from tradebus_execution_gateway.resolver import OrderResolver
+from tradebus_execution_gateway.service import watch_task
 from tradebus_execution_gateway.venues.ccxt_venue import CcxtVenue, make_exchange
 from tradebus_execution_gateway.venues.ticker import ticker_task
 
@@ -58,18 +59,17 @@ class Gateway:
         finally:
             await watcher.stop()
 
+    def watch(self) -> None:
+        """Run the venue's order stream as service.py does when watch_orders is on."""
+        self.watcher = asyncio.create_task(watch_task(self.venue, self.resolver)())
+
     async def close(self) -> None:
-        import sys
-        self.task.cancel()
-        print("CLOSE gather", file=sys.stderr)
-        try:
-            await asyncio.wait_for(asyncio.gather(self.task, return_exceptions=True), 8)
-        except TimeoutError:
-            print("GATHER STUCK", self.task, file=sys.stderr)
-            self.task.print_stack(file=sys.stderr)
-        print("CLOSE venue", file=sys.stderr)
+        self.resolver.stop()
+        await asyncio.wait_for(self.task, 10)
+        if getattr(self, "watcher", None) is not None:
+            self.watcher.cancel()
+            await asyncio.gather(self.watcher, return_exceptions=True)
         await self.venue.close()
-        print("CLOSED", file=sys.stderr)
 
 
 def decode_status(value: bytes) -> str:
@@ -81,10 +81,7 @@ async def emulator():
     emu = await BinanceEmulator().start()
     emu.set_price("BTC/USDT", "100")
     yield emu
-    import sys
-    print("EMU STOP", file=sys.stderr)
     await emu.stop()
-    print("EMU STOPPED", file=sys.stderr)
 
 
 async def start_gateway(nc, nats_server, emulator, monkeypatch, **overrides) -> Gateway:
@@ -260,7 +257,10 @@ async def test_a_halt_cancel_is_announced_once_and_a_venue_side_cancel_by_pollin
     events = await collect(nc, "trading.>")
     ours, theirs = approval(8, limit="90"), approval(9, limit="91")
     await gateway.approve(ours)
-    [halted] = await cancel_in_scope({"emu": gateway.venue}, "global", "halt-2", "halt")
+    others = await cancel_in_scope({"emu": gateway.venue}, "strategy:other", "halt-1", "halt")
+    assert others == []  # the venue's records know whose orders they are
+    [halted] = await cancel_in_scope({"emu": gateway.venue}, "strategy:demo", "halt-2", "halt")
+    assert halted.strategy == "demo" and halted.correlation_id == "sig-8"
     await gateway.bus.publish_all([halted])  # what the consume loop does with it
     assert await gateway.reaches(ours.client_order_id, "canceled")  # polling saw it too
     await gateway.approve(theirs)
@@ -299,3 +299,48 @@ async def test_polled_tickers_are_published_as_md_ticks(gateway, emulator, nc):
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_working_orders_are_polled_by_one_listing_not_one_lookup_each(gateway, emulator, nc):
+    events = await collect(nc, "trading.>")
+    first, second = approval(12, limit="90"), approval(13, limit="80")
+    await gateway.approve(first)
+    await gateway.approve(second)
+    await emulator.wait_calls("open_orders", 3)  # three polling rounds
+    assert emulator.calls["fetch_order"] == 0  # nothing changed: no per-order lookups
+    emulator.set_price("BTC/USDT", "85")  # fills `first` only
+    [fill] = await events.wait_for(lambda e: isinstance(e, ev.Fill))
+    assert fill.client_order_id == first.client_order_id
+    assert await gateway.reaches(first.client_order_id, "filled")
+    assert await gateway.status(second.client_order_id) == "open"
+
+
+async def test_pushed_order_updates_fill_at_once_and_a_stream_gap_loses_nothing(
+    nc, nats_server, emulator, monkeypatch
+):
+    gw = await start_gateway(
+        nc,
+        nats_server,
+        emulator,
+        monkeypatch,
+        watch_orders=True,
+        ws_urls={"ws-api.spot": emulator.ws_url},
+        order_poll_interval_ms=600_000,  # no polling in this test's time: pushes or gaps only
+    )
+    gw.watch()
+    try:
+        events = await collect(nc, "trading.>")
+        first, second = approval(14, limit="90"), approval(15, limit="80")
+        await gw.approve(first)
+        await gw.approve(second)
+        await emulator.wait_calls("subscribe", 1)
+        emulator.set_price("BTC/USDT", "89")  # pushed: the lookup follows the push
+        await events.wait_for(lambda e: isinstance(e, ev.Fill))
+        await emulator.streams.drop_all()  # the order stream disconnects ...
+        emulator.set_price("BTC/USDT", "79")  # ... and a fill happens in the gap
+        fills = await events.wait_for(lambda e: isinstance(e, ev.Fill), count=2)
+        assert {f.client_order_id for f in fills} == {first.client_order_id, second.client_order_id}
+        await emulator.wait_calls("subscribe", 2)  # and the stream came back
+        assert await stored_fills(nc) == 2
+    finally:
+        await gw.close()

@@ -60,7 +60,7 @@ def approval(n: int, qty="0.1", limit: str | None = None, side=ev.Side.BUY, ref=
         order_type=ev.OrderType.LIMIT if limit else ev.OrderType.MARKET,
         limit_price=Decimal(limit) if limit else None,
         client_order_id=client_order_id(f"intent-{n}"),
-        reference_price=Decimal(ref),
+        reference_price=Decimal(ref) if ref else None,
         exit_reason=ev.ExitReason.TAKE_PROFIT,
     )
 
@@ -114,6 +114,19 @@ async def test_an_order_under_min_notional_is_rejected_without_a_request(emulato
         assert result.status is VenueOrderStatus.REJECTED
         assert result.reject_reason is ev.RejectReason.INVALID_ORDER
         assert emulator.calls["create"] == 0
+    finally:
+        await venue.close()
+
+
+async def test_a_market_order_without_a_reference_price_is_judged_at_the_last_price(
+    emulator, creds
+):
+    venue, _ = await open_venue(emulator)
+    try:
+        small = await venue.submit(approval(11, qty="0.01", ref=None))  # 1 USDT at 100
+        assert small.reject_reason is ev.RejectReason.INVALID_ORDER
+        assert (await venue.submit(approval(12, ref=None))).status is VenueOrderStatus.FILLED
+        assert emulator.calls["create"] == 1 and emulator.calls["ticker"] == 2
     finally:
         await venue.close()
 
@@ -198,6 +211,23 @@ async def test_a_fill_racing_a_cancel_reports_the_fill_not_a_cancel(emulator, cr
         after = await venue.cancel(order.client_order_id)
         assert after is not None and after.status is VenueOrderStatus.FILLED
         assert len(after.fills) == 1 and after.fills[0].price == Decimal("95")
+    finally:
+        await venue.close()
+
+
+async def test_my_trades_reads_every_page(emulator, creds):
+    venue, _ = await open_venue(emulator)
+    venue.trades_page = 2  # Binance pages at 500; five trades over pages of two here
+    try:
+        orders = [approval(20 + n) for n in range(5)]
+        for order in orders:
+            await venue.submit(order)
+        trades = await venue.my_trades(None)
+        assert sorted(t.client_order_id for t in trades) == sorted(
+            o.client_order_id for o in orders
+        )
+        assert len({t.trade_id for t in trades}) == 5
+        assert emulator.calls["my_trades"] >= 3
     finally:
         await venue.close()
 

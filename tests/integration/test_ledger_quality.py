@@ -309,3 +309,43 @@ async def test_fills_from_the_real_pipeline_are_known_orders(stack, nc, config):
     assert demo["orders"] == 1 and D(demo["fill_rate"]) == 1
     assert not alerts.matching(lambda e: getattr(e, "code", None) is ev.AlertCode.UNKNOWN_FILL)
     assert p.quantity == D("0.5")
+
+
+async def test_gateway_quality_reports_and_other_order_events(stack, nc, config, nats_server):
+    """ExecutionQuality reports are aggregated per strategy; an order event the ledger does
+    not book (an algo's progress) is acked, not dead-lettered, and booking goes on."""
+    await stack.start("position-ledger")
+    dead = await collect(nc, "trading.deadletter.>")
+    base = {"venue": "paper", "symbol": "BTC/USDT", "strategy": "demo", "side": ev.Side.BUY}
+    reports = [
+        ev.ExecutionQuality(
+            client_order_id="q1", quantity=D(1), filled_quantity=D(1), fill_rate=D(1),
+            time_to_first_fill_ms=100, implementation_shortfall=D("0.5"),
+            implementation_shortfall_bps=D(5), **base,
+        ),
+        ev.ExecutionQuality(
+            client_order_id="q2", quantity=D(3), filled_quantity=D(3), fill_rate=D(1),
+            time_to_first_fill_ms=300, implementation_shortfall=D("1.5"),
+            implementation_shortfall_bps=D(1), children=3, **base,
+        ),
+    ]  # fmt: skip
+    for r in reports:
+        await publish_event(nc, r)
+    await publish_event(
+        nc,
+        ev.AlgoProgress(
+            client_order_id="q2", kind=ev.AlgoKind.TWAP, status=ev.AlgoStatus.WORKING,
+            quantity=D(3), **base,
+        ),
+    )  # fmt: skip
+    await book(stack, nc, [fill("q-marker", "buy", "1", "100")])  # booked after them, in order
+    [demo] = await rpc(nc, "stats", strategy="demo")
+    assert demo["quality_reports"] == 2 and D(demo["avg_time_to_fill_ms"]) == 200
+    assert D(demo["implementation_shortfall"]) == 2
+    assert D(demo["implementation_shortfall_bps"]) == (D(5) * 1 + D(1) * 3) / 4
+    assert dead.matching(lambda e: True) == []
+    code, out, err = await cli(
+        "replay", "--json", "--nats", nats_server.url, "--dsn", config.database.dsn
+    )
+    assert code == 0, out + err
+    assert json.loads(out)["replayed"] == 3  # two reports and the fill; the progress skipped

@@ -22,7 +22,7 @@ import pytest
 from tradebus_common import events as ev
 from tradebus_common import subjects
 from tradebus_common.bus import Bus
-from tradebus_common.config import Config, ReconcilerConfig, VenueConfig
+from tradebus_common.config import Config, LedgerConfig, ReconcilerConfig, VenueConfig
 from tradebus_common.ids import new_id
 from tradebus_execution_gateway.venues.base import VenueFill, VenueOrder, VenueOrderStatus
 from tradebus_reconciler.actions import fill_id
@@ -384,6 +384,39 @@ async def test_balance_drift_alerts_and_halts_the_venue_by_policy(stack, nc, con
         lambda s: s.state is ev.TradingState.HALTED and s.scope == "venue:paper"
     )
     assert halted.operator == "reconciler" and "BALANCE_DRIFT BTC" in halted.reason
+
+
+async def test_the_ledger_takes_its_cash_from_the_balances_the_reconciler_reports(
+    stack, nc, config
+):
+    """L: cash_source = "venue": a real run reports the paper venue's balances on the
+    ReconReport, and the ledger's snapshot cash becomes the venue's USDT."""
+    cfg = recon_config(config)
+    cfg = msgspec.structs.replace(
+        cfg,
+        ledger=LedgerConfig(cash_source="venue", cash_currency="USDT"),
+        venues={
+            "paper": msgspec.structs.replace(
+                cfg.venues["paper"], starting_balances={"USDT": D("12345.67")}
+            )
+        },
+    )
+    reports = await collect(nc, subjects.RECON_REPORT)
+    positions = await collect(nc, "trading.position.>")
+    await start_clean(stack, nc, cfg)
+    [report] = await reports.wait_for(lambda r: r.balances, timeout=20)
+    assert report.balances == {"USDT": D("12345.67")} and report.account == "default"
+    # A booked fill gives the account a row; its starting cash is the venue's, not config's.
+    fill = ev.Fill(
+        venue="paper", symbol="BTC/USDT", strategy="demo", client_order_id="cash-1",
+        trade_id="cash-1", side=ev.Side.BUY, quantity=D("0.1"), price=D("50000"),
+    )  # fmt: skip
+    await publish_event(nc, fill)
+    await positions.wait_for(lambda e: isinstance(e, ev.PositionChanged))
+    reply = await nc.request("rpc.ledger.pnl", b"{}", timeout=10)
+    [account] = json.loads(reply.data)["data"]
+    assert D(account["snapshot"]["starting_cash"]) == D("12345.67")
+    assert D(account["snapshot"]["cash"]) == D("7345.67")  # 12,345.67 - 0.1 x 50,000
 
 
 async def test_within_tolerance_is_no_drift(stack, nc, config):

@@ -162,6 +162,31 @@ async def test_nothing_is_approved_before_the_latched_state_is_read(gate, nc):
     assert not outcomes.matching(lambda e: isinstance(e, ev.OrderApproved))
 
 
+async def test_a_backlog_is_judged_in_order_with_a_halt_in_the_middle(gate, gate_config, nc):
+    """Queued before the gate starts, so it fetches them as one batch: intents before the
+    halt are approved, those after it denied; a duplicate id inside the batch gets one
+    outcome; the open-order limit counts the approvals made earlier in the same batch."""
+    await gate.start("risk-gate")
+    await gate.stop("risk-gate")
+    await set_price(nc, "paper", "BTC/USDT", "100")
+    outcomes = await collect(nc, "trading.order.>")
+    for i in range(4):
+        await publish_event(nc, intent(f"pre-{i}"))
+    await publish_raw(nc, "trading.intent.demo", encode(intent("pre-0")), {"Nats-Msg-Id": "again"})
+    await publish_raw(nc, "trading.control.halt", b"mid-batch halt")
+    for i in range(3):
+        await publish_event(nc, intent(f"post-{i}"))
+    await gate.start("risk-gate", config=with_risk(gate_config, max_open_orders=3))
+    found = await outcomes.wait_for(lambda e: hasattr(e, "intent_id"), count=7)
+    by_id = {e.intent_id: e for e in found}
+    assert [type(by_id[f"pre-{i}"]) for i in range(4)] == [ev.OrderApproved] * 3 + [ev.OrderDenied]
+    assert by_id["pre-3"].reason is ev.DenyReason.MAX_OPEN_ORDERS
+    assert {by_id[f"post-{i}"].reason for i in range(3)} == {ev.DenyReason.HALTED}
+    assert len([e for e in found if e.intent_id == "pre-0"]) == 1
+    book = await nc.jetstream().key_value("risk_orders")
+    assert len(await book.keys()) == 3  # the approvals are durable in the book
+
+
 async def test_unreadable_state_fails_closed(gate, nc):
     await gate.start("risk-gate")
     await set_price(nc, "paper", "BTC/USDT", "100")

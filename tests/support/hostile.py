@@ -9,11 +9,14 @@ paths (nested Structs, Decimal fields, enums), instead of failing on `type` ever
 from __future__ import annotations
 
 import enum
+import os
+import random
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 import msgspec.inspect as mi
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 # Names that end up in subjects, KV keys, SQL rows and log lines.
@@ -257,3 +260,85 @@ def decimals_in(obj: Any) -> list[Decimal]:
         elif isinstance(item, dict):
             stack.extend(item.values())
     return found
+
+
+# --- how hard to try --------------------------------------------------------------------
+# `make test` keeps the defaults small; TRADEBUS_FUZZ_EXAMPLES=5000 digs deeper.
+FUZZ = settings(
+    max_examples=int(os.environ.get("TRADEBUS_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=os.environ.get("TRADEBUS_FUZZ_RANDOM", "") == "",
+)
+
+
+# --- the stack-level storm (tests/integration/test_fuzz_stack.py) -----------------------
+# Bodies that can never be a tradable message: garbage, or a valid body with at least one
+# field broken beyond repair. A storm of these must change no position.
+
+_ZEROS_AND_VALID = (b'"0"', b'"-1"', b'" 1 "', b'"1_000"', b"-0.0")
+STRUCTURALLY_BAD_NUMBERS: list[bytes] = [
+    *(n for n in HOSTILE_NUMBERS if n not in _ZEROS_AND_VALID and not n.startswith(b'"-0')),
+    b'"abc"',
+    b'"1e-41"',
+]
+ENUM_FIELDS = {"side", "order_type"}
+# Numbers that decode but must not be traded or booked (quantity or price <= 0).
+NON_POSITIVE = [b'"0"', b'"-1"', b'"-0"', b"-0.0", b'"-1e-8"']
+# Fields that, broken, make each body unusable (required, or a number that must be > 0).
+BREAKABLE: dict[str, list[str]] = {
+    "signal": ["quantity"],
+    "intent": ["quantity", "limit_price", "side", "order_type", "strategy"],
+    "approval": ["quantity", "side", "order_type", "client_order_id", "intent_id"],
+    "fill": ["quantity", "price", "side", "trade_id", "client_order_id"],
+    "tick": ["price"],
+}
+
+
+def _random_json(rng: random.Random, depth: int = 0) -> Any:
+    pick = rng.randrange(9 if depth < 3 else 5)
+    if pick == 0:
+        return None
+    if pick == 1:
+        return rng.choice([True, False, 0, -1, 2**70, 1.5e300])
+    if pick == 2:
+        return rng.choice(HOSTILE_STRINGS)
+    if pick == 3:
+        return msgspec.Raw(rng.choice(HOSTILE_NUMBERS))
+    if pick == 4:
+        return "".join(chr(rng.randrange(1, 0x2FFF)) for _ in range(rng.randrange(12)))
+    if pick in (5, 6):
+        return [_random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {rng.choice(HOSTILE_STRINGS): _random_json(rng, depth + 1) for _ in range(3)}
+
+
+def garbage(rng: random.Random) -> bytes:
+    """Not a message at all: bytes, hostile bodies, text, JSON of the wrong shape."""
+    pick = rng.randrange(5)
+    if pick == 0:
+        return rng.randbytes(rng.randrange(1, 400))
+    if pick == 1:
+        return rng.choice(HOSTILE_BODIES)
+    if pick == 2:
+        return rng.choice(HOSTILE_STRINGS).encode("utf-8", "surrogatepass") or b" "
+    if pick == 3:
+        return b'{"type": "signal", "id": "' + b"z" * (1024 * 1024 - 4096) + b'"}'  # just < 1 MB
+    return msgspec.json.encode(_random_json(rng))
+
+
+def broken(kind: str, template: dict[str, Any], rng: random.Random) -> bytes:
+    """`template` (a valid body) with one breakable field ruined, plus noise elsewhere."""
+    body = dict(template)
+    name = rng.choice(BREAKABLE[kind])
+    if rng.random() < 0.25:
+        body.pop(name, None)
+    elif name in ("quantity", "price", "limit_price"):
+        semantic = kind != "tick" and rng.random() < 0.3
+        body[name] = msgspec.Raw(rng.choice(NON_POSITIVE if semantic else STRUCTURALLY_BAD_NUMBERS))
+    else:  # a string field breaks with a non-string; an enum also with a near miss
+        odd = ["\x00", "BUY\u200d", "Buy"] if name in ENUM_FIELDS else []
+        body[name] = rng.choice([None, 1, [], {}, msgspec.Raw(b"1e400"), *odd])
+    for other in rng.sample(sorted(body), k=min(2, len(body))):
+        if other not in (name, "type", "quantity", "price", "limit_price"):
+            body[other] = rng.choice(HOSTILE_STRINGS)  # names: unicode tricks, wildcards
+    return msgspec.json.encode(body)

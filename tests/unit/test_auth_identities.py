@@ -122,6 +122,18 @@ def test_every_durable_in_the_services_is_granted():
     assert found <= granted, f"durables without a grant: {sorted(found - granted)}"
 
 
+def test_only_named_services_may_open_ephemeral_consumers_on_trading():
+    """The ephemeral-create subject accepts a consumer name and then updates a durable of
+    that name (nats-server behaviour): it is a hijack vector, so it is kept narrow."""
+    allowed = {i.name for i in IDENTITIES if may_publish(i, "$JS.API.CONSUMER.CREATE.TRADING")}
+    assert allowed == {"risk-gate", "reconciler", "operator", "observer", "admin"}
+    assert all(
+        may_publish(i, f"$JS.API.CONSUMER.CREATE.KV_{subjects.BUCKET_HEALTH}")
+        for i in IDENTITIES
+        if i.name in SERVICE_IDENTITIES
+    )
+
+
 def test_operator_cannot_administer_but_can_read_and_command():
     op = operator_identity()
     assert may_publish(op, "$JS.API.CONSUMER.CREATE.TRADING")
@@ -163,6 +175,17 @@ def test_init_is_idempotent_and_rotation_revokes(tmp_path: Path):
     assert keys["signal"] in tradebus["nats"]["revocations"]  # the server refuses the old key
 
 
+def test_rerunning_init_later_keeps_the_operator_jwt(tmp_path: Path, monkeypatch):
+    """nats-server refuses to reload a changed trusted operator: a later run (a rotation,
+    a new strategy) must not re-issue it, or the reload fails and old keys stay valid."""
+    first = init_auth(tmp_path, ["demo"])
+    operator_line = first.server_conf.parent.joinpath("auth.conf").read_text().splitlines()[1]
+    later = jwt.time.time() + 3600
+    monkeypatch.setattr(jwt.time, "time", lambda: later)
+    init_auth(tmp_path, ["demo", "new"], rotate=["signal"])
+    assert (tmp_path / "nats" / "auth.conf").read_text().splitlines()[1] == operator_line
+
+
 def test_init_with_tls_writes_certificates_and_the_tls_block(tmp_path: Path):
     from cryptography import x509
 
@@ -195,3 +218,23 @@ def test_violation_from_a_server_log_line():
     other = parse_violation(LOG_LINE.replace("trading.control.resume", "trading.fill.x.y"), {})
     assert other is not None and other.identity == key  # unknown key: named by its key
     assert violation_alert(other).severity is Severity.ERROR
+
+
+def test_auth_cli_init_and_list(tmp_path: Path):
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "tradebus_common.cli.main", "auth"]
+    out = subprocess.run(
+        [*cli, "init", "--out", str(tmp_path), "--strategy", "momentum"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert f"nats --creds {tmp_path}/creds/operator.creds pub trading.control.halt" in out
+    assert not re.search(r"\bS[A-Z2-7]{57}\b", out)  # no NKey seed is ever printed
+    listed = json.loads(
+        subprocess.run(
+            [*cli, "list", "--out", str(tmp_path), "--json"], capture_output=True, text=True,
+            check=True,
+        ).stdout
+    )  # fmt: skip
+    assert listed["strategy-momentum"]["pub"] == ["trading.control.halt", "trading.signal.momentum"]

@@ -573,13 +573,23 @@ def test_duplicate_service_keys_are_refused():
         (lambda t: t.replace('ENTRYPOINT ["tradebus"]', "ENTRYPOINT tradebus"), "ENTRYPOINT"),
         (lambda t: t.replace('CMD ["--help"]', 'CMD ["run", "signal"]'), "CMD"),
         (lambda t: re.sub(r"^USER .*$", "USER root", t, flags=re.MULTILINE), "root"),
-        (lambda t: t.replace('CMD ["tradebus", "healthcheck"]', 'CMD ["tradebus", "helth"]'),
-         "HEALTHCHECK"),
-        (lambda t: t.replace("FROM python:3.11-slim AS build", "FROM python:3.11 AS build"),
-         "multi-stage"),
+        (
+            lambda t: t.replace('CMD ["tradebus", "healthcheck"]', 'CMD ["tradebus", "helth"]'),
+            "HEALTHCHECK",
+        ),
+        (
+            lambda t: t.replace("FROM python:3.11-slim AS build", "FROM python:3.11 AS build"),
+            "multi-stage",
+        ),
     ],
-    ids=["other-entrypoint", "shell-form", "cmd-picks-service", "root-user", "bad-healthcheck",
-         "fat-base"],
+    ids=[
+        "other-entrypoint",
+        "shell-form",
+        "cmd-picks-service",
+        "root-user",
+        "bad-healthcheck",
+        "fat-base",
+    ],
 )
 def test_a_broken_dockerfile_is_reported(edit, expected):
     text = DOCKERFILE.read_text()

@@ -138,3 +138,39 @@ def test_stream_seq_reads_both_reply_subject_forms_like_nats_py() -> None:
     ):
         msg = Msg(_client=None, subject="trading.fill.x", reply=reply, data=b"")
         assert stream_seq(msg) == msg.metadata.sequence.stream == 4242
+
+
+def test_ingest_decoder_acks_foreign_order_events_and_refuses_the_rest() -> None:
+    import msgspec
+    import pytest
+
+    from tradebus_common.codec import encode
+    from tradebus_common.errors import ErrorCode, PermanentError
+    from tradebus_common.events import AlgoKind, AlgoProgress, AlgoStatus
+    from tradebus_position_ledger.service import decode_ingest
+
+    algo = AlgoProgress(
+        client_order_id="p", venue="paper", symbol="BTC/USDT", kind=AlgoKind.TWAP,
+        status=AlgoStatus.WORKING, side=Side.BUY, quantity=D(1),
+    )  # fmt: skip
+    assert decode_ingest(encode(algo), "trading.order.event.paper") is None  # not booked
+    f = fill("a", "buy", "1", "100")
+    assert decode_ingest(encode(f), "trading.fill.paper.BTC-USDT") == f
+    refused = [
+        (encode(algo), "trading.fill.paper.BTC-USDT", ErrorCode.SCHEMA_VIOLATION),
+        (b'{"no": "type"}', "trading.order.event.paper", ErrorCode.SCHEMA_VIOLATION),
+        (b"not json", "trading.order.event.paper", ErrorCode.MALFORMED_JSON),
+    ]
+    nan = msgspec.json.decode(encode(f))
+    nan["price"] = "NaN"
+    refused.append((msgspec.json.encode(nan), "trading.fill.paper.x", ErrorCode.SCHEMA_VIOLATION))
+    for data, subject, code in refused:
+        with pytest.raises(PermanentError) as e:
+            decode_ingest(data, subject)
+        assert e.value.code is code
+
+
+def test_an_algo_child_fill_is_known_by_its_parent() -> None:
+    child = fill("ch", "buy", "1", "1", client_order_id="child-1", parent_id="parent-1")
+    assert fill_flags(child, {"demo"}, {"parent-1"}) == ""
+    assert fill_flags(child, {"demo"}, set()) == "unknown_order"

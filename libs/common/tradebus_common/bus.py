@@ -704,9 +704,13 @@ def message_id(msg: Msg) -> str:
     return derive_id(f"{meta.stream}:seq:{meta.sequence.stream}")
 
 
-def _link(out: Event, cause: Any) -> None:
-    """Derived events carry the originating signal id and the id of the event that caused them."""
+def link_cause(out: Event, cause: Any) -> None:
+    """Derived events carry the originating signal id and the id of the event that caused them.
+    (A batch handler that publishes by itself calls it, as the loop does for returned events.)"""
     if not out.causation_id:
         out.causation_id = getattr(cause, "id", "")
     if not out.correlation_id:
         out.correlation_id = getattr(cause, "correlation_id", "") or getattr(cause, "id", "")
+
+
+_link = link_cause

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -43,19 +44,22 @@ def decode(data: bytes, type_: Any = AnyEvent) -> Any:
         raise PermanentError("malformed JSON: nested too deep", ErrorCode.MALFORMED_JSON) from e
 
 
-# --- numbers a Decimal field must never hold --------------------------------------------
+# --- numbers and times a field must never hold -----------------------------------------
 # msgspec decodes "NaN", "sNaN", "Infinity" and "1E+999999999" into a Decimal. One of those
 # in a price or a quantity breaks every later comparison (NaN < x raises InvalidOperation),
 # overflows the arithmetic or is booked as money. A real amount is finite and within
-# 1e-40..1e40; a negative zero is a zero (it would print as "-0").
+# 1e-40..1e40; a negative zero is a zero (it would print as "-0"). A time without a zone is
+# UTC (B1): left naive, comparing it with an aware one raises TypeError.
 MAX_DECIMAL_EXPONENT = 40
 _ZERO = Decimal(0)
+_LEAVES = (mi.DecimalType, mi.DateTimeType)
 _plans: dict[type, tuple[tuple[str, bool], ...]] = {}
 
 
 def check_numbers(value: Any) -> Any:
     """Raise SCHEMA_VIOLATION for a non-finite or absurd Decimal anywhere in a decoded value
-    (Struct fields, lists, dict values); turn negative zeros into zeros. Returns the value."""
+    (Struct fields, lists, dict values); turn negative zeros into zeros and naive datetimes
+    into UTC ones. Returns the value."""
     if isinstance(value, msgspec.Struct):
         for name, nested in _plan(type(value)):
             item = getattr(value, name)
@@ -68,52 +72,53 @@ def check_numbers(value: Any) -> Any:
             check_numbers(item)
     elif isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(item, Decimal):
+            if isinstance(item, Decimal | datetime):
                 value[key] = _checked(item, str(key))
             else:
                 check_numbers(item)
     return value
 
 
-def _checked(d: Decimal, name: str) -> Decimal:
-    if not d.is_finite():
-        raise PermanentError(f"{name}: {d} is not a number", ErrorCode.SCHEMA_VIOLATION)
-    if d.is_zero():
-        return _ZERO if d.is_signed() or d.adjusted() > MAX_DECIMAL_EXPONENT else d
-    if abs(d.adjusted()) > MAX_DECIMAL_EXPONENT:
-        raise PermanentError(f"{name}: {d:.3e} is out of range", ErrorCode.SCHEMA_VIOLATION)
-    return d
+def _checked(value: Decimal | datetime, name: str) -> Any:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if not value.is_finite():
+        raise PermanentError(f"{name}: {value} is not a number", ErrorCode.SCHEMA_VIOLATION)
+    if value.is_zero():
+        return _ZERO if value.is_signed() or value.adjusted() > MAX_DECIMAL_EXPONENT else value
+    if abs(value.adjusted()) > MAX_DECIMAL_EXPONENT:
+        raise PermanentError(f"{name}: {value:.3e} is out of range", ErrorCode.SCHEMA_VIOLATION)
+    return value
 
 
 def _plan(cls: type) -> tuple[tuple[str, bool], ...]:
-    """The fields of a Struct that can hold a Decimal: (name, nested?) with nested meaning a
-    Struct, list or dict to walk. Built once per class, so the check costs a few getattrs."""
+    """The fields of a Struct that can hold a Decimal or a datetime: (name, nested?), nested
+    meaning a Struct, list or dict to walk. Built once per class: the check costs a few
+    getattrs per message."""
     plan = _plans.get(cls)
     if plan is None:
         info = mi.type_info(cls)
         assert isinstance(info, mi.StructType)
-        plan = tuple(
-            (f.name, not _is_decimal(f.type)) for f in info.fields if _has_decimal(f.type, set())
-        )
+        plan = tuple((f.name, not _is_leaf(f.type)) for f in info.fields if _has_leaf(f.type))
         _plans[cls] = plan
     return plan
 
 
-def _is_decimal(t: mi.Type) -> bool:
+def _is_leaf(t: mi.Type) -> bool:
     if isinstance(t, mi.UnionType):
-        return all(isinstance(x, mi.DecimalType | mi.NoneType) for x in t.types)
-    return isinstance(t, mi.DecimalType)
+        return all(isinstance(x, (*_LEAVES, mi.NoneType)) for x in t.types)
+    return isinstance(t, _LEAVES)
 
 
-def _has_decimal(t: mi.Type, seen: set[type]) -> bool:
-    if isinstance(t, mi.DecimalType):
+def _has_leaf(t: mi.Type, seen: set[type] | None = None) -> bool:
+    seen = set() if seen is None else seen
+    if isinstance(t, _LEAVES):
         return True
     if isinstance(t, mi.UnionType):
-        return any(_has_decimal(x, seen) for x in t.types)
+        return any(_has_leaf(x, seen) for x in t.types)
     if isinstance(t, mi.ListType | mi.DictType):
-        inner = t.item_type if isinstance(t, mi.ListType) else t.value_type
-        return _has_decimal(inner, seen)
+        return _has_leaf(t.item_type if isinstance(t, mi.ListType) else t.value_type, seen)
     if isinstance(t, mi.StructType) and t.cls not in seen:
         seen.add(t.cls)
-        return any(_has_decimal(f.type, seen) for f in t.fields)
+        return any(_has_leaf(f.type, seen) for f in t.fields)
     return False

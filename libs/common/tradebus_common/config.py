@@ -64,6 +64,7 @@ class VenueConfig(_Cfg):
     slippage_bps: Decimal = Decimal("0")
     participation_rate: Decimal = Decimal("1")
     starting_balances: dict[str, Decimal] = {}  # paper: per currency; moved by every fill
+    latency_ms: int = 0  # paper: simulated round trip of each submit and cancel
     # kind = "ccxt" (docs/execution.md). Secrets only from the env vars / files named here.
     exchange: str = ""  # ccxt exchange id, e.g. "binance", "bybit", "okx"
     sandbox: bool = True  # the venue's testnet: set_sandbox_mode(True), before anything else
@@ -87,6 +88,8 @@ class VenueConfig(_Cfg):
     unknown_grace_s: float = 15.0  # ... and "not found" this long after the send is final
     resubmit_max_age_s: float = 30.0  # unsent (not found) younger than this: resend, same id
     order_poll_interval_ms: int = 1000  # REST polling of working orders (fills, cancels)
+    watch_orders: bool = False  # ccxt.pro watch_orders pushes: an update triggers a poll now
+    ws_urls: dict[str, str] = {}  # override urls['api']['ws'] entries ("ws-api.spot" = url)
     ticker_poll_interval_ms: int = 0  # md.<venue>.<symbol> from fetch_ticker; 0: off
 
 
@@ -470,11 +473,35 @@ def load_config(path: str | Path | None = None, environ: Any = None) -> Config:
             raise ConfigError(f"config file not found: {path}") from e
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {path} is not valid TOML: {e}") from e
+        except (OSError, UnicodeDecodeError) as e:  # a directory, no permission, not UTF-8
+            raise ConfigError(f"config file {path} is unreadable: {e}") from e
     raw = _merge(raw, env_overrides(environ))
     try:
-        return msgspec.convert(raw, Config, strict=False)
+        return check_finite(msgspec.convert(raw, Config, strict=False))
     except msgspec.ValidationError as e:
         raise ConfigError(f"invalid config{f' in {path}' if path else ''}: {e}") from e
+
+
+_S = msgspec.structs
+
+
+def check_finite(cfg: Any, path: str = "$") -> Any:
+    """TOML has nan and inf, and msgspec turns "NaN" into a Decimal: a limit or a weight like
+    that makes every comparison with it raise (or pass). Raise ValidationError naming the key
+    (as msgspec does) for a NaN or infinite number anywhere in a config; return the config."""
+    if isinstance(cfg, msgspec.Struct):
+        items: Any = ((f.name, getattr(cfg, f.name)) for f in _S.fields(cfg))
+    elif isinstance(cfg, dict):
+        items = cfg.items()
+    elif isinstance(cfg, list):
+        items = enumerate(cfg)
+    else:
+        if isinstance(cfg, Decimal | float) and not Decimal(cfg).is_finite():
+            raise msgspec.ValidationError(f"{cfg} is not a finite number - at `{path}`")
+        return cfg
+    for key, value in items:
+        check_finite(value, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}")
+    return cfg
 
 
 def config_paths(type_: type[msgspec.Struct] = Config, prefix: str = "") -> set[str]:

@@ -65,12 +65,16 @@ STRATEGY_COMMAND_ALL = "trading.strategy.*.command"
 STRATEGY_ALL = "trading.strategy.>"
 
 CONTROL_STATE_KEY = "state.global"
+_SUBJECT_UNSAFE = {ord(c): "_" for c in "\t\r\n"}
 
 
 def token(value: str) -> str:
     """Make a value safe as one subject token: `BTC/USDT` -> `BTC-USDT`."""
     cleaned = value.replace("/", "-").replace(".", "_").replace(" ", "_")
-    return cleaned.replace("*", "_").replace(">", "_") or "_"
+    cleaned = cleaned.replace("*", "_").replace(">", "_") or "_"
+    # A tab, CR or LF makes nats-py refuse the whole subject (BadSubjectError), so an event
+    # naming one (an outsider's fill account) could never be published.
+    return cleaned.translate(_SUBJECT_UNSAFE)
 
 
 def signal(strategy: str) -> str:
@@ -517,7 +521,7 @@ CATALOGUE: list[SubjectSpec] = [
         pattern="md.<venue>.<symbol>",
         stream=STREAM_MARKET,
         events=_tags(ev.MarketTick),
-        publishers=["execution-gateway (demo feed)"],
+        publishers=["execution-gateway (demo feed)", "execution-gateway (ccxt tickers)"],
         consumers=["execution-gateway", "risk-gate"],
         description="Market data.",
     ),

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 
 import msgspec
@@ -164,6 +164,7 @@ class OrderResolver:
         self.rng = random.Random()
         self._tracked: dict[str, tuple[JournalEntry, float]] = {}  # cid -> (entry, due)
         self._changed = asyncio.Event()
+        self._stopping = False
 
     # --- what the gateway hands over ------------------------------------------------------
 
@@ -177,9 +178,26 @@ class OrderResolver:
         resolving = entry.status in (SUBMITTING, UNKNOWN)
         if not resolving and not getattr(venue, "needs_polling", False):
             return  # a paper order: its fills come from the tick handler
+        remember = getattr(venue, "remember", None)
+        if remember is not None and entry.approval is not None:
+            remember(entry.approval)  # so its venue records carry strategy and ids
         if delay_s is None:
             delay_s = self._delay(entry)
         self._tracked[entry.client_order_id] = (entry, time.monotonic() + delay_s)
+        self._changed.set()
+
+    def poke(self, client_order_id: str) -> None:
+        """Look at this order now (a pushed update named it)."""
+        found = self._tracked.get(client_order_id)
+        if found is not None:
+            self._tracked[client_order_id] = (found[0], 0.0)
+            self._changed.set()
+
+    def poke_all(self, venue: str) -> None:
+        """Look at every order of a venue now (its update stream had a gap)."""
+        for cid, (entry, _) in list(self._tracked.items()):
+            if entry.venue == venue:
+                self._tracked[cid] = (entry, 0.0)
         self._changed.set()
 
     @property
@@ -215,8 +233,13 @@ class OrderResolver:
 
     # --- the loop -------------------------------------------------------------------------
 
+    def stop(self) -> None:
+        """Finish the current pass and return from run() (what is tracked stays journaled)."""
+        self._stopping = True
+        self._changed.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             await self.iterate()
             self._changed.clear()
             try:
@@ -226,8 +249,11 @@ class OrderResolver:
 
     async def iterate(self) -> None:
         now = time.monotonic()
-        for cid, (entry, due) in list(self._tracked.items()):
-            if due > now:
+        due = [(c, e) for c, (e, at) in list(self._tracked.items()) if at <= now]
+        unchanged = await self._unchanged_working(e for _, e in due)
+        for cid, entry in due:
+            if cid in unchanged:  # still open as last announced: no lookup needed
+                self._tracked[cid] = (entry, time.monotonic() + self._delay(entry))
                 continue
             try:
                 done = await self.step(entry)
@@ -240,6 +266,29 @@ class OrderResolver:
                 self._tracked.pop(cid, None)
             elif cid in self._tracked:
                 self._tracked[cid] = (entry, time.monotonic() + self._delay(entry))
+
+    async def _unchanged_working(self, entries: Iterable[JournalEntry]) -> set[str]:
+        """Working orders the venue still lists as open with no new fill, from one open-orders
+        call per venue instead of one lookup per order (rate limits: Binance allows ~20/s)."""
+        working: dict[str, list[JournalEntry]] = {}
+        for entry in entries:
+            if entry.status not in (SUBMITTING, UNKNOWN) and entry.order is not None:
+                working.setdefault(entry.venue, []).append(entry)
+        unchanged: set[str] = set()
+        for name, group in working.items():
+            if len(group) < 2:  # one lookup is as cheap as the listing
+                continue
+            try:
+                listed = {o.client_order_id: o for o in await self.venues[name].open_orders()}
+            except Exception as e:  # fall back to one lookup per order
+                log.warning("open orders listing failed", extra={"venue": name, "error": repr(e)})
+                continue
+            for entry in group:
+                now_open = listed.get(entry.client_order_id)
+                assert entry.order is not None
+                if now_open is not None and now_open.filled_quantity == entry.order.filled_quantity:
+                    unchanged.add(entry.client_order_id)
+        return unchanged
 
     def _delay(self, entry: JournalEntry) -> float:
         cfg = self.configs.get(entry.venue, VenueConfig())
@@ -271,8 +320,11 @@ class OrderResolver:
 
     async def _found(self, venue: Venue, entry: JournalEntry, found: VenueOrder) -> bool:
         assert entry.approval is not None
-        ours = entry.client_order_id in getattr(venue, "cancel_requested", ())
+        requested: set[str] = getattr(venue, "cancel_requested", set())
+        ours = entry.client_order_id in requested
         events = progress_events(entry.venue, entry.approval, entry.order, found, not ours)
+        if not found.working:
+            requested.discard(entry.client_order_id)
         if entry.status in (SUBMITTING, UNKNOWN):
             events.append(self._resolved_alert(entry, found.status.value))
         await self.publish(events)
@@ -293,12 +345,14 @@ class OrderResolver:
         cfg = self.configs.get(entry.venue, VenueConfig())
         now = self.now()
         since = entry.sent_at or entry.journaled_at or entry.approval.ts
-        if (now - since).total_seconds() < cfg.unknown_grace_s:
+        # A venue whose send is atomic and local (paper) has nothing in flight to wait for.
+        grace_s = cfg.unknown_grace_s if getattr(venue, "needs_polling", False) else 0.0
+        if (now - since).total_seconds() < grace_s:
             entry.lookups += 1
             return False
         if (now - entry.approval.ts).total_seconds() <= cfg.resubmit_max_age_s:
             return await self._resend(venue, entry)
-        detail = f"not found at the venue {cfg.unknown_grace_s}s after sending; too old to resend"
+        detail = f"not found at the venue {grace_s}s after sending; too old to resend"
         return await self._found(venue, entry, not_sent(entry.approval, detail))
 
     async def _resend(self, venue: Venue, entry: JournalEntry) -> bool:

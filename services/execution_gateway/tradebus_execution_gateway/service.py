@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -127,6 +127,15 @@ async def build(ctx: ServiceContext) -> None:
     for venue in venues.values():  # E8: md ticks from ccxt venues that poll their tickers
         if isinstance(venue, CcxtVenue) and venue.config.ticker_poll_interval_ms > 0:
             ctx.tasks.append(ticker_task(venue, ctx.bus.publish))
+        if isinstance(venue, CcxtVenue) and venue.config.watch_orders:  # E6 pushes
+            ctx.tasks.append(watch_task(venue, resolver))
+
+
+def watch_task(venue: CcxtVenue, resolver: OrderResolver) -> Callable[[], Awaitable[None]]:
+    def gap() -> None:
+        resolver.poke_all(venue.name)
+
+    return lambda: venue.watch_updates(resolver.poke, gap)
 
 
 SPEC = ServiceSpec(name="execution-gateway", build=build)

@@ -147,8 +147,8 @@ async def cmd_pnl(args: Any) -> int:
             f"{s['account']}: equity {s['equity']}  cash {s['cash']}  daily P&L {s['daily_pnl']} "
             f"({s['trading_day']})\n  realized {s['realized_pnl']}  unrealized "
             f"{s['unrealized_pnl']}  high-water {s['high_water_mark']}  drawdown {s['drawdown']} "
-            f"({s['drawdown_pct']}%)\n  exposure gross {s['gross_exposure']} net "
-            f"{s['net_exposure']}  return {m['return_pct']}%  fills {m['total_trades']}  "
+            f"({_short(s['drawdown_pct'])}%)\n  exposure gross {s['gross_exposure']} net "
+            f"{s['net_exposure']}  return {_short(m['return_pct'])}%  fills {m['total_trades']}  "
             f"uptime {m['uptime_s']}s"
         )
         if m.get("session"):

@@ -16,6 +16,7 @@ from decimal import Decimal
 import asyncpg
 
 from tradebus_common.events import (
+    ExecutionQuality,
     OrderAccepted,
     OrderApproved,
     OrderCanceled,
@@ -136,4 +137,39 @@ def _args(r: OrderRow) -> tuple:
         r.close_reason,
         r.first_ts,
         r.stream_seq,
+    )
+
+
+_QUALITY = """
+INSERT INTO order_quality (client_order_id, strategy, venue, symbol, side, quantity,
+    filled_quantity, slippage_bps, fill_rate, time_to_first_fill_ms, time_to_last_fill_ms, fees,
+    implementation_shortfall, implementation_shortfall_bps, children, event_ts)
+VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)
+ON CONFLICT (client_order_id) DO NOTHING"""
+
+
+async def save_quality(conn: asyncpg.Connection, reports: Sequence[ExecutionQuality]) -> None:
+    """The gateway publishes one report per finished order: the first one stays."""
+    if reports:
+        await conn.executemany(_QUALITY, [_quality_args(q) for q in reports])
+
+
+def _quality_args(q: ExecutionQuality) -> tuple:
+    return (
+        q.client_order_id,
+        q.strategy,
+        q.venue,
+        q.symbol,
+        q.side.value,
+        q.quantity,
+        q.filled_quantity,
+        q.slippage_bps,
+        q.fill_rate,
+        q.time_to_first_fill_ms,
+        q.time_to_last_fill_ms,
+        q.fees,
+        q.implementation_shortfall,
+        q.implementation_shortfall_bps,
+        q.children,
+        q.ts,
     )

@@ -196,3 +196,27 @@ async def closed_trade_count(conn: asyncpg.Connection, since: datetime | None = 
         "SELECT count(*) FROM position_cycles WHERE $1::timestamptz IS NULL OR closed_at >= $1",
         since,
     )
+
+
+# The gateway's per-order reports (order_quality), aggregated per strategy: time to first
+# fill (mean), implementation shortfall (sum, quote currency; bps weighted by quantity).
+_QUALITY = """
+SELECT strategy, count(*) AS reports, avg(time_to_first_fill_ms) AS ttf_ms,
+    sum(implementation_shortfall) AS shortfall,
+    sum(implementation_shortfall_bps * quantity) FILTER (
+        WHERE implementation_shortfall_bps IS NOT NULL)
+        / nullif(sum(quantity) FILTER (WHERE implementation_shortfall_bps IS NOT NULL), 0)
+        AS shortfall_bps
+FROM order_quality
+WHERE ($1::text IS NULL OR strategy = $1) AND ($2::timestamptz IS NULL OR event_ts >= $2)
+    AND ($3::timestamptz IS NULL OR event_ts < $3)
+GROUP BY strategy"""
+
+
+async def quality(
+    conn: asyncpg.Connection,
+    strategy: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, asyncpg.Record]:
+    return {r["strategy"]: r for r in await conn.fetch(_QUALITY, strategy, since, until)}

@@ -128,14 +128,17 @@ class QueryApi:
             names = await queries.strategies(conn)
             execs = await queries.executions(conn, req.strategy, req.since, req.until)
             rates = await queries.fill_rates(conn, req.strategy, req.since, req.until)
+            reports = await queries.quality(conn, req.strategy, req.since, req.until)
         upnl: dict[str, Decimal] = {}
         for p in (p for s in snaps for p in s.positions):
             upnl[p.strategy] = upnl.get(p.strategy, Decimal(0)) + p.unrealized_pnl
-        wanted = [req.strategy] if req.strategy else sorted(set(names) | set(trades) | set(rates))
+        every = set(names) | set(trades) | set(rates) | set(reports)
+        wanted = [req.strategy] if req.strategy else sorted(every)
         out = [compute(n, trades.get(n, []), upnl.get(n, Decimal(0))) for n in wanted]
         for st in out:
             st.avg_slippage_bps = avg_slippage_bps(execs.get(st.strategy, []))
             _fill_rate(st, rates.get(st.strategy))
+            _quality(st, reports.get(st.strategy))
         return out
 
     async def sessions(self, req: Request) -> Any:
@@ -167,3 +170,11 @@ class QueryApi:
 def _fill_rate(st: Stats, rate: Any) -> None:
     if rate is not None:
         st.orders, st.orders_filled, st.fill_rate = rate.orders, rate.orders_filled, rate.rate
+
+
+def _quality(st: Stats, r: Any) -> None:
+    if r is not None:
+        st.quality_reports = r["reports"]
+        st.avg_time_to_fill_ms = r["ttf_ms"]
+        st.implementation_shortfall = r["shortfall"]
+        st.implementation_shortfall_bps = r["shortfall_bps"]

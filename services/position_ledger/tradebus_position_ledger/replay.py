@@ -50,6 +50,11 @@ TABLES: dict[str, list[str]] = {
         "submitted_quantity", "reference_price", "status", "close_reason", "first_ts",
         "stream_seq",
     ],
+    "order_quality": [
+        "client_order_id", "strategy", "venue", "symbol", "side", "quantity", "filled_quantity",
+        "slippage_bps", "fill_rate", "time_to_first_fill_ms", "time_to_last_fill_ms", "fees",
+        "implementation_shortfall", "implementation_shortfall_bps", "children", "event_ts",
+    ],
 }  # fmt: skip
 
 Progress = Callable[[int, int], None]
@@ -161,9 +166,12 @@ def _take(msgs: list[Any], result: ReplayResult) -> tuple[list[tuple[Event, int]
         if seq > result.up_to_seq:
             return batch, True
         try:
-            batch.append((decode_ingest(msg.data), seq))
+            event = decode_ingest(msg.data, msg.subject)
         except PermanentError:
             result.unreadable += 1
+            continue
+        if event is not None:  # None: an order event the ledger does not book
+            batch.append((event, seq))
     return batch, False
 
 

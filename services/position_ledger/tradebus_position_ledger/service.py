@@ -23,6 +23,7 @@ from tradebus_common.events import (
     Alert,
     AlertCode,
     Event,
+    ExecutionQuality,
     Fill,
     MarketTick,
     PositionChanged,
@@ -48,19 +49,47 @@ SNAPSHOT_POLL_S = 0.1
 # One consumer reads fills and the order events, in stream order: an approval (or the
 # gateway's submission) is always booked before the fills of its order.
 INGEST_SUBJECTS = [subjects.FILL_ALL, subjects.APPROVED_ALL, subjects.ORDER_EVENT_ALL]
-IngestEvent = Union[(Fill, *OrderEvents)]  # noqa: UP007 (a runtime Union, for the decoder)
+ORDER_EVENT_PREFIX = subjects.ORDER_EVENT_ALL.removesuffix(">")
+IngestEvent = Union[(Fill, *OrderEvents, ExecutionQuality)]  # noqa: UP007 (runtime, decoder)
 _ingest_decoder = decoder_for(IngestEvent)
+_BOOKED_TAGS = {t.__struct_config__.tag for t in IngestEvent.__args__}
 
 
-def decode_ingest(data: bytes) -> Event:
-    """codec.decode for IngestEvent, with the decoder looked up once: codec's cache is keyed
-    by the type, and hashing a typing.Union on every message cost ~5 % of a replay."""
+class _Tagged(msgspec.Struct):
+    type: str = ""
+
+
+_tag_decoder = msgspec.json.Decoder(_Tagged)
+
+
+def decode_ingest(data: bytes, subject: str = "") -> Event | None:
+    """A fill or an order event the ledger books; None for another kind of order event
+    (e.g. `order.algo`, or one newer than this code) on `trading.order.event.*`: not the
+    ledger's to judge, the stream keeps it, so it is acked, not dead-lettered. Anything else
+    that does not decode is dead-lettered with its reason, as `codec.decode` does. (The
+    decoder is looked up once: codec's cache is keyed by the type, and hashing a
+    typing.Union on every message cost ~5 % of a replay.)"""
     try:
-        return check_numbers(_ingest_decoder.decode(data))  # no NaN/Infinity/1e400 booked
+        event = _ingest_decoder.decode(data)
     except msgspec.ValidationError as e:
+        if _foreign_order_event(data, subject):
+            return None
         raise PermanentError(f"schema violation: {e}", ErrorCode.SCHEMA_VIOLATION) from e
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise PermanentError(f"malformed JSON: {e!r}", ErrorCode.MALFORMED_JSON) from e
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
+        raise PermanentError(f"malformed JSON: {e}", ErrorCode.MALFORMED_JSON) from e
+    except RecursionError as e:  # msgspec's answer to JSON nested thousands deep
+        raise PermanentError("malformed JSON: nested too deep", ErrorCode.MALFORMED_JSON) from e
+    return check_numbers(event)  # no NaN, infinity or absurd exponent booked as money
+
+
+def _foreign_order_event(data: bytes, subject: str) -> bool:
+    if not subject.startswith(ORDER_EVENT_PREFIX):
+        return False
+    try:
+        tag = _tag_decoder.decode(data).type
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return False
+    return tag.startswith("order.") and tag not in _BOOKED_TAGS
 
 
 async def open_pool(ctx: ServiceContext) -> asyncpg.Pool:
@@ -205,7 +234,7 @@ async def build(ctx: ServiceContext) -> None:
         Subscription(
             durable=DURABLE,
             filter_subjects=INGEST_SUBJECTS,
-            decoder=lambda msg: decode_ingest(msg.data),
+            decoder=lambda msg: decode_ingest(msg.data, msg.subject),
             handler=ingest.on_event,
             batch_handler=ingest.on_batch,
         )

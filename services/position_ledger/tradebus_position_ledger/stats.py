@@ -61,6 +61,11 @@ class Stats(msgspec.Struct, kw_only=True):
     orders: int = 0  # finished orders (filled, or closed by the venue/cancel) in the window
     orders_filled: int = 0  # ... with at least one fill
     fill_rate: Decimal | None = None  # filled quantity / ordered quantity of those orders
+    # From the gateway's ExecutionQuality reports (one per finished order or algo parent):
+    quality_reports: int = 0
+    avg_time_to_fill_ms: Decimal | None = None  # mean time to the first fill
+    implementation_shortfall: Decimal | None = None  # sum, quote currency; positive = cost
+    implementation_shortfall_bps: Decimal | None = None  # quantity-weighted
 
 
 def compute(strategy: str, trades: Sequence[Trade], unrealized: Decimal = ZERO) -> Stats:

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from tradebus_common.events import Event, Fill, MarketTick
+from tradebus_common.events import Event, ExecutionQuality, Fill, MarketTick
 
 from .cycles import ClosedCycle, Cycle, advance
-from .orders import OrderEvents, OrderRow, known_orders, order_row, save_orders
+from .orders import OrderEvents, OrderRow, known_orders, order_row, save_orders, save_quality
 from .projection import Position, apply_fill
 
 Key = tuple[str, str, str, str]  # account, venue, symbol, strategy
@@ -122,6 +122,7 @@ class _Writes:
     fills: list[tuple] = field(default_factory=list)
     cycles: list[tuple] = field(default_factory=list)
     orders: list[OrderRow] = field(default_factory=list)
+    quality: list[ExecutionQuality] = field(default_factory=list)
 
 
 def key_of(fill: Fill) -> Key:
@@ -169,6 +170,9 @@ async def _record(
             if isinstance(event, OrderEvents):
                 writes.orders.append(order_row(event, seq))
                 known.add(event.client_order_id)
+                results.append(None)
+            elif isinstance(event, ExecutionQuality):
+                writes.quality.append(event)
                 results.append(None)
             elif isinstance(event, Fill):
                 flags = fill_flags(event, known_strategies, known)
@@ -230,6 +234,7 @@ async def _known(conn: asyncpg.Connection, fills: list[Fill]) -> set[str]:
     """The fills' orders already recorded before this batch (the batch's own order events
     are added as they come, so an order is known only to the fills after it)."""
     asked = {f.client_order_id for f in fills if not f.reconciliation}
+    asked |= {f.parent_id for f in fills if f.parent_id}
     return await known_orders(conn, asked)
 
 
@@ -238,13 +243,18 @@ def fill_flags(
 ) -> str:
     """Flags of a fill that is booked anyway: a strategy not configured, an order the system
     never approved nor submitted. A reconciliation fill has no order by nature (the
-    reconciler books what the venue did and alerts on the mismatch itself)."""
+    reconciler books what the venue did and alerts on the mismatch itself). An algorithm's
+    child fill is known when its parent order (`parent_id`) is."""
     flags = []
     if known_strategies is not None and fill.strategy not in known_strategies:
         flags.append(FLAG_UNKNOWN_STRATEGY)
-    if known is not None and not fill.reconciliation and fill.client_order_id not in known:
+    if known is not None and not fill.reconciliation and not _known_order(fill, known):
         flags.append(FLAG_UNKNOWN_ORDER)
     return ",".join(flags)
+
+
+def _known_order(fill: Fill, known: set[str]) -> bool:
+    return fill.client_order_id in known or bool(fill.parent_id and fill.parent_id in known)
 
 
 def _book(
@@ -281,6 +291,7 @@ async def _write(conn: asyncpg.Connection, books: dict[Key, _Book], writes: _Wri
     if dirty:
         await conn.executemany(_UPDATE_POSITION, [(*k, *_position_args(b)) for k, b in dirty])
     await save_orders(conn, writes.orders)
+    await save_quality(conn, writes.quality)
 
 
 def _position_args(book: _Book) -> tuple:

@@ -70,6 +70,7 @@ class Run:
     events: list[Event] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     mismatches: list[ReconMismatch] = field(default_factory=list)
+    balances: dict[str, Decimal] = field(default_factory=dict)  # as the venue reported them
 
     def found(self, d: ReconDiscrepancy, action: ReconAction | None = None) -> None:
         self.discrepancies.append(d)
@@ -309,6 +310,7 @@ class Reconciler:
     ) -> tuple[int, list[ReconDiscrepancy]]:
         venue = run.venue
         reported = {b.currency: b.total for b in await client.balances()}
+        run.balances = dict(reported)  # the ledger can take its cash from these (L: cash_source)
         if not reported:  # the venue reports no balances: nothing to compare
             return 0, []
         rows, fees = await sources.ledger_flows(self.pool, venue)
@@ -364,6 +366,8 @@ class Reconciler:
             discrepancies=run.discrepancies,
             actions=run.actions,
             duration_ms=duration_ms,
+            account=self.config.risk.account,
+            balances=run.balances,
         )
 
     async def _publish(self, run: Run, report: ReconReport) -> None:

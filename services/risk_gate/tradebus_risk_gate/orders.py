@@ -58,7 +58,26 @@ class OpenOrderBook:
             self.orders[order.client_order_id] = order
 
     async def add(self, approved: OrderApproved, price: Decimal) -> None:
-        order = OpenOrder(
+        """Durable first, then counted (a redelivery re-adds the same key: idempotent)."""
+        order = self._order(approved, price)
+        known = self.orders.get(order.client_order_id)
+        if known is not None and known.fill_ids:
+            order = known  # reserved and already partly filled: keep what was counted
+        await self.kv.put(order.client_order_id, _enc.encode(order))
+        self.orders[order.client_order_id] = order
+
+    def reserve(self, approved: OrderApproved, price: Decimal) -> None:
+        """Counted now, made durable by `add` once its outcome is recorded: the decisions
+        after it in the same batch must see it."""
+        self.orders.setdefault(approved.client_order_id, self._order(approved, price))
+
+    def forget(self, client_order_id: str) -> None:
+        """Undo a reservation whose outcome was never recorded."""
+        self.orders.pop(client_order_id, None)
+
+    @staticmethod
+    def _order(approved: OrderApproved, price: Decimal) -> OpenOrder:
+        return OpenOrder(
             client_order_id=approved.client_order_id,
             strategy=approved.strategy,
             venue=approved.venue,
@@ -67,8 +86,6 @@ class OpenOrderBook:
             quantity=approved.quantity,
             price=price,
         )
-        await self.kv.put(order.client_order_id, _enc.encode(order))  # durable first
-        self.orders[order.client_order_id] = order
 
     async def fill(self, client_order_id: str, fill_id: str, quantity: Decimal) -> None:
         order = self.orders.get(client_order_id)

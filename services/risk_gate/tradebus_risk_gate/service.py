@@ -30,7 +30,7 @@ from tradebus_common.runtime import ServiceContext, ServiceSpec
 
 from .breakers import Breakers, CorrelationWatch, HeartbeatWatch, MonitorHandler
 from .correlation import ReturnSeries
-from .handlers import ControlHandler, IntentHandler, LatestFeeds
+from .handlers import ControlHandler, IntentHandler, LatestFeeds, OrderFlow
 from .modes import ModeHandler, ModeStore
 from .orders import OpenOrderBook
 from .protections import Protections, ProtectionStore
@@ -126,15 +126,14 @@ async def build(ctx: ServiceContext) -> None:
     control = ControlHandler(ctx.config, store, trips, stages)
     breakers = Breakers(risk.breakers, store, trips, stages)
 
-    async def handle(event: Any) -> Any:
-        return await (intents(event) if isinstance(event, OrderIntent) else control(event))
-
+    flow = OrderFlow(intents, control, ctx.bus)
     ctx.subscriptions.append(
         Subscription(
             durable="risk-gate",
             filter_subjects=[subjects.INTENT_ALL, *CONTROL_SUBJECTS],
             decoder=decode_message,
-            handler=handle,
+            handler=flow,
+            batch_handler=flow.batch,
         )
     )
     ctx.subscriptions.append(

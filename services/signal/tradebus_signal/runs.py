@@ -18,7 +18,7 @@ from nats.js.kv import KeyValue
 
 from tradebus_common import subjects
 from tradebus_common.codec import encode
-from tradebus_common.config import StrategyConfig
+from tradebus_common.config import StrategyConfig, check_finite
 from tradebus_common.errors import TransientError
 from tradebus_common.events import (
     Event,
@@ -59,7 +59,7 @@ class RunRecord(msgspec.Struct, kw_only=True):
 def effective_config(base: StrategyConfig, overrides: dict[str, str]) -> StrategyConfig:
     """The strategy's config with a run's overrides applied; ValidationError names a bad key."""
     merged = {**msgspec.structs.asdict(base), **overrides}
-    return msgspec.convert(merged, StrategyConfig, strict=False)
+    return check_finite(msgspec.convert(merged, StrategyConfig, strict=False))  # no "NaN"
 
 
 def refusal(state: StrategyRunState) -> SignalRejectReason | None:

@@ -9,7 +9,7 @@ exposure never takes it past that share. Formulas: docs/signals.md#sizing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from tradebus_common.config import StrategyConfig, VenueSymbolRules
 from tradebus_common.errors import ErrorCode, PermanentError
@@ -79,7 +79,12 @@ DEFAULT_STEP = Decimal("0.00000001")  # no qty_step configured: 8 decimals, as m
 
 def round_down(quantity: Decimal, step: Decimal) -> Decimal:
     step = step if step > 0 else DEFAULT_STEP
-    return (quantity // step) * step
+    try:
+        return (quantity // step) * step
+    except InvalidOperation as e:  # quantity/step past the 28-digit context (1e40 // 1e-8)
+        raise PermanentError(
+            f"quantity {quantity:.3e} is too large", ErrorCode.INVALID_QUANTITY
+        ) from e
 
 
 def cap_to_share(side: Side, quantity: Decimal, view: SizingView) -> tuple[Decimal, bool]:

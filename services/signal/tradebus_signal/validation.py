@@ -6,6 +6,7 @@ alerts. Refusals of *valid* signals (expired, paused, too small) are events inst
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -17,6 +18,9 @@ from .sizing import sizing_of
 
 NEEDS_VALUE = (SizingMode.FIXED_QUANTITY, SizingMode.FIXED_NOTIONAL, SizingMode.EQUITY_PCT)
 PERCENT_MODES = (SizingMode.EQUITY_PCT, SizingMode.RISK_PER_TRADE)
+# Past ~10 years a duration means "never"; 1e308 s would overflow timedelta in every check
+# after it (the exit watcher on each tick), so it is refused here.
+MAX_DURATION_S = 10 * 365 * 86400.0
 
 
 def _reject(code: ErrorCode, message: str) -> PermanentError:
@@ -43,7 +47,7 @@ def validate(signal: Signal, config: Config, strategy: StrategyConfig | None = N
     _check_order_type(signal)
     _check_sizing(signal, strategy or configured)
     _check_bracket_values(signal.bracket)
-    if signal.ttl_s is not None and not signal.ttl_s > 0:
+    if signal.ttl_s is not None and not 0 < signal.ttl_s <= MAX_DURATION_S:
         raise _reject(ErrorCode.SCHEMA_VIOLATION, f"ttl_s must be positive, got {signal.ttl_s}")
 
 
@@ -90,7 +94,7 @@ def _check_bracket_values(bracket: Bracket | None) -> None:
         value = getattr(bracket, name)
         if value is not None:
             _check_positive(value, name, ErrorCode.INCONSISTENT_BRACKET)
-    if bracket.max_holding_s is not None and not bracket.max_holding_s > 0:
+    if bracket.max_holding_s is not None and not 0 < bracket.max_holding_s <= MAX_DURATION_S:
         raise _reject(ErrorCode.INCONSISTENT_BRACKET, "max_holding_s must be positive")
 
 
@@ -118,7 +122,8 @@ def expires_at(signal: Signal, default_ttl_s: float = 0.0) -> datetime | None:
     ttl = signal.ttl_s if signal.ttl_s is not None else (default_ttl_s or None)
     ends = [t for t in (signal.expires_at,) if t is not None]
     if ttl:
-        ends.append(signal.ts + timedelta(seconds=ttl))
+        with contextlib.suppress(OverflowError):  # past the year 9999: never
+            ends.append(signal.ts + timedelta(seconds=ttl))
     return min(ends) if ends else None
 
 

@@ -28,6 +28,7 @@ from aiohttp import web
 from tradebus_common.stack.servers import free_port
 
 from .book import Book, ExchangeReject, Order, SymbolSpec, Trade, now_ms
+from .stream import UserStreams
 
 API_KEYS = {"emu-key": "emu-secret"}
 DEFAULT_SYMBOLS = {
@@ -70,6 +71,9 @@ class BinanceEmulator:
         self.hang_s = 30.0
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
+        self._called = asyncio.Condition()
+        # ws-api user data: executionReport pushes; each subscription counts as "subscribe"
+        self.streams = UserStreams(API_KEYS, lambda: self._count("subscribe"))
 
     # --- test controls ------------------------------------------------------------------
 
@@ -77,8 +81,20 @@ class BinanceEmulator:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v3"
 
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws-api/v3"
+
     def set_price(self, symbol: str, price: str) -> list[Trade]:
-        return self.book.set_price(symbol.replace("/", ""), Decimal(price))
+        """A new last price; resting orders it crosses fill (and are pushed on the stream)."""
+        trades = self.book.set_price(symbol.replace("/", ""), Decimal(price))
+        if trades and self.streams.sockets:
+            asyncio.get_running_loop().create_task(self._push_trades(trades))
+        return trades
+
+    async def _push_trades(self, trades: list[Trade]) -> None:
+        for t in trades:
+            await self.streams.report(self.book.orders[t.order_id], "TRADE", t)
 
     def fail_next(
         self, op: str, status: int = 503, count: int = 1, retry_after_s: int | None = None
@@ -92,6 +108,20 @@ class BinanceEmulator:
         held = Held(place)
         self._held.append(held)
         return held
+
+    async def _count(self, op: str) -> None:
+        self.calls[op] += 1
+        async with self._called:
+            self._called.notify_all()
+
+    async def wait_calls(self, op: str, count: int, timeout: float = 10.0) -> None:
+        """Wait until `op` has been called `count` times (polling shows up here)."""
+
+        async def reached() -> None:
+            async with self._called:
+                await self._called.wait_for(lambda: self.calls[op] >= count)
+
+        await asyncio.wait_for(reached(), timeout)
 
     def orders_for(self, client_id: str) -> list[Order]:
         return self.book.orders_with_client_id(client_id)
@@ -113,6 +143,7 @@ class BinanceEmulator:
         r.add_get("/api/v3/openOrders", self._open_orders)
         r.add_get("/api/v3/myTrades", self._my_trades)
         r.add_get("/api/v3/account", self._account)
+        r.add_get("/ws-api/v3", self.streams.handler)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -120,6 +151,7 @@ class BinanceEmulator:
 
     async def stop(self) -> None:
         self._stopping.set()
+        await self.streams.drop_all()
         for held in self._held:
             held.release()
         if self._runner:
@@ -137,6 +169,8 @@ class BinanceEmulator:
     async def _signed(self, request: web.Request, op: str) -> dict[str, str]:
         """The request's parameters once the key and signature check out (else a reject)."""
         self.calls[op] += 1
+        async with self._called:
+            self._called.notify_all()
         raw = request.query_string if request.method in ("GET", "DELETE") else await request.text()
         if op == "create":  # every create that reached us, even one a fault then refuses
             self.creates_received.append(dict(parse_qsl(raw)).get("newClientOrderId", ""))
@@ -197,7 +231,7 @@ class BinanceEmulator:
         p = await self._signed(request, "create")
         if self._held:
             return await self._held_create(self._held.pop(0), p)
-        order = self._place(p)
+        order = await self._place(p)
         if self._hang_creates:
             self._hang_creates -= 1
             with contextlib.suppress(TimeoutError):  # placed, but the caller times out first
@@ -206,15 +240,15 @@ class BinanceEmulator:
 
     async def _held_create(self, held: Held, p: dict[str, str]) -> web.StreamResponse:
         if held.place:
-            held.order = self._place(p)
+            held.order = await self._place(p)
         held.arrived.set()
         await held.released.wait()
         if held.order is None:  # never placed: as if the request was lost on the way
             raise ExchangeReject(503, -1001, "Internal error; unable to process your request.")
         return web.json_response(_order_full(held.order))
 
-    def _place(self, p: dict[str, str]) -> Order:
-        return self.book.place(
+    async def _place(self, p: dict[str, str]) -> Order:
+        order = self.book.place(
             p["symbol"],
             p["side"],
             p["type"],
@@ -222,6 +256,10 @@ class BinanceEmulator:
             Decimal(p.get("price", "0")),
             p.get("newClientOrderId", ""),
         )
+        await self.streams.report(order, "NEW")
+        for trade in order.trades:
+            await self.streams.report(order, "TRADE", trade)
+        return order
 
     async def _fetch_order(self, request: web.Request) -> web.Response:
         p = await self._signed(request, "fetch_order")
@@ -230,9 +268,11 @@ class BinanceEmulator:
     async def _cancel(self, request: web.Request) -> web.Response:
         p = await self._signed(request, "cancel")
         order = self._lookup(p)
-        if self.fill_on_cancel and order.open:
-            self.book.fill_now(order)  # the fill wins the race; the cancel finds nothing open
-        return web.json_response(_order(self.book.cancel(order)))
+        if self.fill_on_cancel and order.open:  # the fill wins the race; the cancel finds none
+            await self.streams.report(order, "TRADE", self.book.fill_now(order))
+        canceled = self.book.cancel(order)
+        await self.streams.report(canceled, "CANCELED")
+        return web.json_response(_order(canceled))
 
     def _lookup(self, p: dict[str, str]) -> Order:
         order_id = int(p["orderId"]) if "orderId" in p else None
@@ -257,7 +297,8 @@ class BinanceEmulator:
             and t.time_ms >= since
             and (order_id is None or t.order_id == order_id)
         ]
-        return web.json_response([_trade(t) for t in trades])
+        limit = int(p.get("limit", 500))  # oldest first from startTime, one page
+        return web.json_response([_trade(t) for t in trades[:limit]])
 
     async def _account(self, request: web.Request) -> web.Response:
         await self._signed(request, "account")

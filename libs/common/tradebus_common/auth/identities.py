@@ -36,11 +36,25 @@ JS_READ = [
     "$JS.API.CONSUMER.INFO.>",
     "$JS.API.CONSUMER.NAMES.>",
     "$JS.API.CONSUMER.LIST.>",
-    # Ephemeral ordered consumers (KV keys/watch, `tradebus tail`): the server refuses a
-    # durable name on this subject, so nobody can take over a service's durable through it.
-    "$JS.API.CONSUMER.CREATE.*",
     "$JS.FC.>",  # flow-control replies of push consumers
 ]
+# `$JS.API.CONSUMER.CREATE.<stream>` makes an ephemeral (ordered) consumer: KV keys/watch,
+# mirrors, `tradebus tail`. Caution: the server accepts a consumer NAME in that request and
+# then updates an existing durable of that name, so on TRADING/MARKET it is granted only to
+# identities that need it (risk-gate's mirrors, the reconciler's audit, operator, observer).
+# KV streams hold no durables: every service may open ephemeral consumers there.
+ANY_EPHEMERAL = "$JS.API.CONSUMER.CREATE.*"
+
+
+def kv_buckets() -> list[str]:
+    """Every bucket subjects.py names (BUCKET_*)."""
+    return sorted({v for k, v in vars(s).items() if k.startswith("BUCKET_") and isinstance(v, str)})
+
+
+def ephemeral_consumers(streams: list[str]) -> list[str]:
+    return [f"$JS.API.CONSUMER.CREATE.{stream}" for stream in streams]
+
+
 CONTROL_ANYONE = [s.CONTROL_HALT]  # stopping must always be easy
 
 
@@ -78,6 +92,7 @@ class ServiceGrant:
     kv_writes: list[str] = field(default_factory=list)
     extra_publishes: list[str] = field(default_factory=list)
     extra_requests: list[str] = field(default_factory=list)
+    ephemeral_on: list[str] = field(default_factory=list)  # TRADING/MARKET ordered consumers
 
 
 SERVICES: dict[str, ServiceGrant] = {
@@ -88,6 +103,7 @@ SERVICES: dict[str, ServiceGrant] = {
     ),
     "risk-gate": ServiceGrant(
         durables=["risk-gate", "risk-gate-monitor"],
+        ephemeral_on=[s.STREAM_MARKET, s.STREAM_TRADING],  # the market/snapshot mirrors
         kv_writes=[
             s.BUCKET_CONTROL,
             s.BUCKET_DEDUP,
@@ -104,6 +120,7 @@ SERVICES: dict[str, ServiceGrant] = {
     ),
     "reconciler": ServiceGrant(
         durables=["reconciler"],
+        ephemeral_on=[s.STREAM_TRADING],  # the audit hash chain reads the stream
         kv_writes=[f"{s.BUCKET_CONTROL}.reconcile.>"],  # the C1 startup gate key
         extra_requests=["rpc.ledger.>"],
     ),
@@ -166,6 +183,7 @@ def service_identity(name: str, example_strategy: str = "demo") -> Identity:
         f"trading.alert.*.{tok}",
         s.deadletter(name),
         *JS_READ,
+        *ephemeral_consumers([f"KV_{b}" for b in kv_buckets()] + g.ephemeral_on),
         *[p for d in g.durables for p in durable_consumer(d)],
         *kv_write(s.BUCKET_HEALTH, f"{tok}.>"),  # its own heartbeat key only
         *[f"$KV.{w}" if "." in w else f"$KV.{w}.>" for w in g.kv_writes],
@@ -193,7 +211,7 @@ def operator_identity() -> Identity:
             "rpc.>",
             "$KV.>",
             *JS_READ,
-            "$JS.API.CONSUMER.CREATE.>",
+            "$JS.API.CONSUMER.CREATE.>",  # includes ANY_EPHEMERAL
             "$JS.API.CONSUMER.DURABLE.CREATE.>",
             "$JS.API.CONSUMER.MSG.NEXT.>",
             "$JS.ACK.>",
@@ -208,7 +226,14 @@ def observer_identity() -> Identity:
     return Identity(
         name="observer",
         description="read-only: status, tail, dash, ledger queries; may halt",
-        pub=[*CONTROL_ANYONE, s.ALERTS_RPC_STATUS, s.ALERTS_RPC_LIST, "rpc.ledger.>", *JS_READ],
+        pub=[
+            *CONTROL_ANYONE,
+            s.ALERTS_RPC_STATUS,
+            s.ALERTS_RPC_LIST,
+            "rpc.ledger.>",
+            *JS_READ,
+            ANY_EPHEMERAL,  # tail, dash (see the caution above)
+        ],
         sub=[INBOX, s.TRADING_ALL, s.MARKET_ALL],
         pub_deny=STREAM_ADMIN,
     )

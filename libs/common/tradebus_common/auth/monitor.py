@@ -27,7 +27,9 @@ from .identities import MONITOR_SOURCE
 
 log = logging.getLogger("tradebus.auth.monitor")
 
-_VIOLATION = re.compile(r"(?P<kind>Publish|Subscription) Violation.*?Subject \"(?P<subject>[^\"]*)\"")
+_VIOLATION = re.compile(
+    r"(?P<kind>Publish|Subscription) Violation.*?Subject \"(?P<subject>[^\"]*)\""
+)
 _USER = re.compile(r"jwt:(?P<user>U[A-Z2-7]{55})")
 POLL_S = 0.2
 

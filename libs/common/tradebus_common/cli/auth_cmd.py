@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ..config import load_config
 
 DEFAULT_OUT = ".tradebus"  # the default data dir of `tradebus up`: one place for both
@@ -126,14 +128,16 @@ async def cmd_monitor(args: Any) -> int:
     from ..auth.generate import AuthLayout
     from ..auth.monitor import run_monitor
     from ..bus import connect
-    from ..config import BusConfig
     from ..telemetry import setup_logging
     from .client import nats_creds, nats_url
 
     setup_logging("INFO", "json")
     identities = {key: name for name, key in AuthLayout(Path(args.out)).identities().items()}
     # A long-lived process: reconnect forever, like the services.
-    nc = await connect(BusConfig(url=nats_url(args), creds_file=nats_creds(args)), "auth-monitor")
+    bus = msgspec.structs.replace(
+        load_config(args.config).bus, url=nats_url(args), creds_file=nats_creds(args)
+    )
+    nc = await connect(bus, "auth-monitor")
     try:
         await asyncio.gather(
             *(run_monitor(nc, Path(log), identities, args.from_start) for log in args.log)

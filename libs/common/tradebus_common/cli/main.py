@@ -20,9 +20,7 @@ from .services import RUNNABLE, SERVICE_NAMES
 def _client_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nats", help="NATS URL (default: $NATS_URL, else [bus] url from config)")
     p.add_argument("--config", help="tradebus.toml (default: $TRADEBUS_CONFIG)")
-    p.add_argument(
-        "--creds", help="NATS .creds file (default: $NATS_CREDS, else [bus] creds_file)"
-    )
+    p.add_argument("--creds", help="NATS .creds file (default: $NATS_CREDS, else [bus] creds_file)")
 
 
 # Service packages may add operator commands of their own in a `cli` module with

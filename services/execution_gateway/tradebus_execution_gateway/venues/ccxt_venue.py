@@ -22,8 +22,10 @@ from decimal import Decimal
 from typing import Any
 
 import ccxt.async_support as ccxt
+import ccxt.pro as ccxtpro
 import msgspec
 
+from tradebus_common.bus import raise_if_cancelling
 from tradebus_common.config import VenueConfig
 from tradebus_common.events import (
     Event,
@@ -57,6 +59,8 @@ log = logging.getLogger("tradebus.execution_gateway.ccxt")
 
 Emit = Callable[[list[Event]], Awaitable[None]]
 CLOSE_TIMEOUT_S = 5.0
+TRADES_PAGE = 500  # Binance's default page of myTrades
+REMEMBERED_ORDERS = 20_000
 
 _STATUS = {
     "closed": VenueOrderStatus.FILLED,
@@ -71,6 +75,8 @@ def make_exchange(config: VenueConfig) -> ccxt.Exchange:
     """The ccxt client for one venue: sandbox/demo first, our retry policy, no secrets logged."""
     if config.exchange not in ccxt.exchanges:
         raise ValueError(f"unknown ccxt exchange id {config.exchange!r}")
+    if config.watch_orders and config.exchange not in ccxtpro.exchanges:
+        raise ValueError(f"ccxt.pro has no {config.exchange!r}: set watch_orders = false")
     params: dict[str, Any] = {
         "enableRateLimit": True,
         "timeout": config.timeout_ms,
@@ -79,7 +85,8 @@ def make_exchange(config: VenueConfig) -> ccxt.Exchange:
     }
     if config.rate_limit_ms:
         params["rateLimit"] = config.rate_limit_ms
-    exchange = getattr(ccxt, config.exchange)(params)
+    module = ccxtpro if config.watch_orders else ccxt  # ccxt.pro: the same REST, plus ws
+    exchange = getattr(module, config.exchange)(params)
     if config.sandbox and not config.demo:
         exchange.set_sandbox_mode(True)  # must come before any other call
     if config.demo:
@@ -88,6 +95,12 @@ def make_exchange(config: VenueConfig) -> ccxt.Exchange:
     exchange.options["maxRetriesOnFailure"] = 0
     for key, url in config.api_urls.items():
         exchange.urls["api"][key] = url
+    for path, url in config.ws_urls.items():  # "ws-api.spot" -> urls['api']['ws']['ws-api']['spot']
+        *parents, leaf = path.split(".")
+        node = exchange.urls["api"]["ws"]
+        for part in parents:
+            node = node[part]
+        node[leaf] = url
     return exchange
 
 
@@ -123,9 +136,13 @@ class CcxtVenue:
         self.rng = rng or random.Random()
         self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_open_s)
         self._symbol_of: dict[str, str] = {}  # client order id -> symbol (lookups need it)
+        # Our orders' approvals: the venue's records lack who asked (strategy, ids, exit
+        # reason), which halt scopes and fills need. Refilled from the journal on restart.
+        self._approval_of: dict[str, OrderApproved] = {}
         self._cid_of: dict[str, str] = {}  # venue order id -> client order id
         # Cancels we asked for: whoever cancels announces it, so polling must not again.
         self.cancel_requested: set[str] = set()
+        self.trades_page = TRADES_PAGE
 
     async def start(self) -> None:
         await self._call("load_markets", self.exchange.load_markets)
@@ -142,13 +159,16 @@ class CcxtVenue:
     async def submit(self, order: OrderApproved) -> VenueOrder:
         """Send once. A business reject (ours or the venue's) is a REJECTED record; a maybe-sent
         error raises OutcomeUnknown; an open breaker raises VenueBreakerOpen (not sent)."""
-        self._symbol_of[order.client_order_id] = order.symbol
+        self.remember(order)
+        reference = order.reference_price
+        if order.order_type is OrderType.MARKET and reference is None:
+            reference = await self._last_price(order.symbol)
         try:
             sized = size_order(
                 self._market(order.symbol),
                 order.quantity,
                 order.limit_price if order.order_type is OrderType.LIMIT else None,
-                order.reference_price,
+                reference,
                 self.exchange.amount_to_precision,
                 self.exchange.price_to_precision,
             )
@@ -170,13 +190,31 @@ class CcxtVenue:
             raise
         except ccxt.BaseError as e:  # final: the venue refused the order
             return self._rejected(order, reject_reason(e), str(e))
-        return self._from_approval(order, self._to_order(raw, order.symbol, [], order))
+        result = self._from_approval(order, self._to_order(raw, order.symbol, [], order))
+        if result.arrival_price is None:  # judged at the venue's last price instead
+            result = msgspec.structs.replace(result, arrival_price=reference)
+        return self._settled(result)
 
     def _create_params(self, order: OrderApproved) -> dict[str, Any]:
         params: dict[str, Any] = {"clientOrderId": order.client_order_id}
         if order.reduce_only and self.config.market_type != "spot":  # spot has no such flag
             params["reduceOnly"] = True
         return params
+
+    def remember(self, approval: OrderApproved) -> None:
+        """An order of ours (at submit, or from the journal after a restart)."""
+        self._symbol_of[approval.client_order_id] = approval.symbol
+        self._approval_of.pop(approval.client_order_id, None)  # now the newest
+        self._approval_of[approval.client_order_id] = approval
+
+    async def _last_price(self, symbol: str) -> Decimal | None:
+        """The last price, to judge a market order's notional when the approval has none."""
+        try:
+            ticker = await self.fetch_ticker(symbol)
+        except Exception as e:  # no price: the order is refused NO_MARKET_DATA, not sent
+            log.warning("no last price", extra={"venue": self.name, "error": repr(e)})
+            return None
+        return dec(ticker.get("last") or ticker.get("close"))
 
     async def fetch_order(self, client_order_id: str, symbol: str = "") -> VenueOrder | None:
         """The venue's record by our client order id, with its fills; None when it has none.
@@ -204,6 +242,8 @@ class CcxtVenue:
         the order is then looked up, so its fills are reported instead of a cancel."""
         symbol = self._symbol_of.get(client_order_id, "")
         found = None if symbol else await self.fetch_order(client_order_id)
+        if found is not None and not found.working:  # nothing left to cancel
+            return found
         symbol = symbol or (found.symbol if found else "")
         if not symbol:
             return None
@@ -235,12 +275,23 @@ class CcxtVenue:
         since_ms = int(since.timestamp() * 1000) if since else None
         views: list[VenueTradeView] = []
         for symbol in self.config.symbols:
-            trades = await self._call(
-                "fetch_my_trades", self.exchange.fetch_my_trades, symbol, since_ms
-            )
-            for t in trades:
+            for t in await self._all_trades(symbol, since_ms):
                 views.append(await self._trade_view(t, symbol))
         return views
+
+    async def _all_trades(self, symbol: str, since_ms: int | None) -> list[dict[str, Any]]:
+        """Every page: the next one starts at the last trade's time (inclusive, so trades
+        sharing that millisecond are not skipped; repeats are dropped by trade id)."""
+        found: dict[str, dict[str, Any]] = {}
+        while True:
+            page = await self._call(
+                "fetch_my_trades", self.exchange.fetch_my_trades, symbol, since_ms, self.trades_page
+            )
+            fresh = [t for t in page if str(t.get("id")) not in found]
+            found.update((str(t.get("id")), t) for t in fresh)
+            if len(page) < self.trades_page or not fresh or page[-1].get("timestamp") is None:
+                return list(found.values())
+            since_ms = page[-1]["timestamp"]
 
     async def balances(self) -> dict[str, Decimal]:
         raw = await self._call("fetch_balance", self.exchange.fetch_balance)
@@ -254,13 +305,46 @@ class CcxtVenue:
             return [_position_view(self.name, p) for p in raws if p.get("contracts")]
         balances = await self.balances()
         return [
-            PositionView(venue=self.name, symbol=s, quantity=balances.get(s.split("/")[0], 0))
+            PositionView(
+                venue=self.name, symbol=s, quantity=balances.get(s.split("/")[0], Decimal(0))
+            )
             for s in self.config.symbols
         ]
 
     async def markets(self) -> list[str]:
         loaded = self.exchange.markets or {}
         return [s for s in self.config.symbols if s in loaded] or sorted(loaded)
+
+    async def watch_updates(self, updated: Callable[[str], None], gap: Callable[[], None]) -> None:
+        """ccxt.pro watch_orders (E6): each pushed update names an order to look up now; the
+        lookup (REST) stays the truth, so a push only makes it sooner. A dropped stream calls
+        `gap` (look up every working order now), then reconnects with backoff; polling goes
+        on meanwhile, so nothing is lost across the gap."""
+        failures = 0
+        while True:
+            try:
+                orders = await self.exchange.watch_orders()
+            except Exception as e:
+                raise_if_cancelling()
+                failures += 1
+                log.warning(
+                    "order stream lost; polling catches up",
+                    extra={"venue": self.name, "error": repr(e)[:200]},
+                )
+                gap()
+                await asyncio.sleep(
+                    backoff_s(
+                        failures,
+                        self.config.retry_base_ms / 1000,
+                        self.config.retry_max_ms / 1000,
+                        self.rng,
+                    )
+                )
+                continue
+            failures = 0
+            for raw in orders:
+                if raw.get("clientOrderId"):
+                    updated(raw["clientOrderId"])
 
     async def fetch_ticker(self, symbol: str) -> dict[str, Any]:
         return await self._call("fetch_ticker", self.exchange.fetch_ticker, symbol)
@@ -360,7 +444,18 @@ class CcxtVenue:
             trades = await self._call(
                 "fetch_order_trades", self.exchange.fetch_order_trades, raw["id"], symbol
             )
-        return self._to_order(raw, symbol, trades, None)
+        order = self._to_order(raw, symbol, trades, None)
+        approval = self._approval_of.get(order.client_order_id)
+        return self._settled(self._from_approval(approval, order) if approval else order)
+
+    def _settled(self, order: VenueOrder) -> VenueOrder:
+        """Bound the memory of our orders: the oldest are forgotten first (the journal keeps
+        them all; a forgotten order's symbol is found by trying the configured ones)."""
+        while len(self._approval_of) > REMEMBERED_ORDERS:
+            cid = next(iter(self._approval_of))
+            del self._approval_of[cid]
+            self._symbol_of.pop(cid, None)
+        return order
 
     def _to_order(
         self,

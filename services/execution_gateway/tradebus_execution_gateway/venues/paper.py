@@ -8,6 +8,7 @@ venue that knows its client order ids, and nothing fills twice.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
@@ -79,6 +80,7 @@ class PaperVenue:
         return _order_decoder.decode(entry.value or b""), entry.revision or 0
 
     async def submit(self, order: OrderApproved) -> VenueOrder:
+        await self._latency()
         existing = await self.fetch_order(order.client_order_id)
         if existing is not None:
             return existing
@@ -93,6 +95,7 @@ class PaperVenue:
         return outcome
 
     async def cancel(self, client_order_id: str) -> VenueOrder | None:
+        await self._latency()
         found = await self._get(client_order_id)
         if found is None:
             return None
@@ -159,6 +162,11 @@ class PaperVenue:
             self._working[after.client_order_id] = after
         else:
             self._working.pop(after.client_order_id, None)
+
+    async def _latency(self) -> None:
+        """The simulated venue round trip (latency_ms); 0 costs nothing."""
+        if self.config.latency_ms > 0:
+            await asyncio.sleep(self.config.latency_ms / 1000)
 
     def _book_fill(self, order: VenueOrder, fill: VenueFill, sign: int) -> None:
         base, _, quote = order.symbol.partition("/")
