@@ -72,6 +72,24 @@ class ChaosStack:
         for name in SERVICE_NAMES:
             self.procs[name] = ServiceProcess(name, self.env, self.root).start()
         await self.healthy(list(SERVICE_NAMES))
+        await self.gate_clean()
+
+    async def gate_clean(self, timeout_s: float = 60) -> None:
+        """An operator starts trading once the startup reconciliation is clean."""
+        nc = await nats.connect(self.url)
+        try:
+            kv = await nc.jetstream().key_value("control")
+            deadline = time.monotonic() + timeout_s
+            while True:
+                with contextlib.suppress(Exception):
+                    gate = msgspec.json.decode((await kv.get("reconcile.gate")).value or b"{}")
+                    if gate.get("state") in ("CLEAN", "ACCEPTED"):
+                        return
+                if time.monotonic() > deadline:
+                    raise AssertionError("the startup gate never opened")
+                await asyncio.sleep(0.2)  # polling a KV key for a condition, bounded
+        finally:
+            await nc.close()
 
     async def healthy(self, names: list[str], timeout_s: float = 90) -> None:
         assert self.nats is not None
@@ -130,6 +148,8 @@ class Load:
         self.sent: dict[str, float] = {}  # signal id -> wall time first sent
         self._acked = asyncio.Event()
         self._stop = asyncio.Event()
+        self.fault_at = float("inf")
+        self._recovered = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Load:
@@ -140,6 +160,22 @@ class Load:
         self._stop.set()
         assert self._task is not None
         await self._task
+
+    def mark_fault(self) -> float:
+        self.fault_at = time.time()
+        self._recovered.clear()
+        return self.fault_at
+
+    async def recovered(self, timeout_s: float = 90) -> None:
+        """Wait until a signal sent after the fault has been filled: the pipeline is back
+        (a denial while the startup gate is shut does not count)."""
+        await asyncio.wait_for(self._recovered.wait(), timeout_s)
+
+    async def _on_fill(self, msg: Any) -> None:
+        with contextlib.suppress(Exception):
+            cid = decode(msg.data).correlation_id
+            if self.sent.get(cid, 0.0) >= self.fault_at:
+                self._recovered.set()
 
     async def reached(self, n: int, timeout_s: float = 60) -> None:
         """Wait until `n` more signals are in the stream than now."""
@@ -154,6 +190,7 @@ class Load:
 
     async def _run(self) -> None:
         nc = await nats.connect(self.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        await nc.subscribe("trading.fill.>", cb=self._on_fill)  # re-made after a reconnect
         js = nc.jetstream(timeout=2)
         try:
             i = 0

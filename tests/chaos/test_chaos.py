@@ -9,7 +9,6 @@ venue's fills and the stream lost nothing.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -73,10 +72,11 @@ async def test_nothing_lost_or_doubled_under(scenario: str, chaos_stack: ChaosSt
     prefix = scenario.replace(" ", "_").replace("-", "")
     async with Load(chaos_stack.url, prefix, RATE) as load:
         await load.reached(WARM)
-        fault_at = time.time()
+        fault_at = load.mark_fault()
         await SCENARIOS[scenario](chaos_stack)
         await chaos_stack.healthy(list(SERVICE_NAMES))
         await load.reached(AFTER)
+        await load.recovered()
     verdict = await verify(chaos_stack, scenario, load, fault_at)
     VERDICTS.append(verdict)
     assert not verdict.problems, "\n".join(verdict.problems[:20])

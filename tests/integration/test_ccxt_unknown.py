@@ -344,3 +344,28 @@ async def test_pushed_order_updates_fill_at_once_and_a_stream_gap_loses_nothing(
         assert await stored_fills(nc) == 2
     finally:
         await gw.close()
+
+
+async def test_lookups_failing_raise_an_error_alert_and_resolution_still_follows(
+    nc, nats_server, emulator, monkeypatch
+):
+    gw = await start_gateway(nc, nats_server, emulator, monkeypatch, unknown_resolve_attempts=2)
+    try:
+        events = await collect(nc, "trading.>")
+        order = approval(16)
+        emulator.accept_then_hang()
+        emulator.fail_next("fetch_order", 503, count=12)  # the venue is sick for a while
+        await gw.approve(order)
+        [stuck] = await events.wait_for(
+            lambda e: (
+                isinstance(e, ev.Alert)
+                and e.code is ev.AlertCode.ORDER_UNKNOWN
+                and e.severity is ev.Severity.ERROR
+            )
+        )
+        assert order.client_order_id in stuck.message
+        await events.wait_for(lambda e: isinstance(e, ev.Fill), timeout=20)
+        assert await gw.reaches(order.client_order_id, "filled")
+        assert emulator.creates_received == [order.client_order_id]
+    finally:
+        await gw.close()

@@ -108,6 +108,7 @@ class Outcomes:
     dead: dict[tuple[str, int], list[str]] = field(default_factory=lambda: defaultdict(list))
     caused: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     alerts: Counter[str] = field(default_factory=Counter)
+    retried: Counter[str] = field(default_factory=Counter)  # MAX_DELIVERIES: what failed
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def on_msg(self, msg: Any) -> None:
@@ -117,6 +118,8 @@ class Outcomes:
             return
         if head.type == "deadletter":
             self.dead[(head.subject, head.stream_seq)].append(f"{head.service}:{head.reason}")
+            if head.reason == "MAX_DELIVERIES":
+                self.retried[f"{head.service}: {head.error[:120]}"] += 1
         elif head.type == "alert":
             self.alerts[head.code] += 1
         if head.causation_id:
@@ -143,6 +146,7 @@ class _Head(msgspec.Struct):
     service: str = ""
     reason: str = ""
     code: str = ""
+    error: str = ""
 
 
 _head = msgspec.json.Decoder(_Head)
@@ -255,6 +259,7 @@ async def test_hostile_storm_on_every_input_subject(stack, nc, config):
 
     text, per = table(sent, outcomes)
     print(f"\n{len(sent)} hostile messages (seed {SEED}) handled in {elapsed:.1f} s\n{text}")
+    print("dead-lettered after retries:", dict(outcomes.retried))
     # No service died, none stopped heartbeating, no consumer holds anything back.
     for name in SERVICES:
         assert not stack.running[name][1].done(), f"{name} stopped"

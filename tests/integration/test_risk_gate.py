@@ -388,6 +388,25 @@ async def test_correlation_breaker_trips_on_open_positions_moving_together(gate,
     assert "paper/BTC/USDT and paper/ETH/USDT" in halted.reason and "over 0.7" in halted.reason
 
 
+async def test_venue_errors_breaker_trips_when_a_venue_breaker_opens(gate, gate_config, nc):
+    await gate.start("risk-gate", config=breaker_config(gate_config, venue_errors=True))
+
+    async def scenario() -> None:
+        half = ev.VenueBreakerChanged(
+            venue="binance", state=ev.VenueBreakerState.HALF_OPEN,
+            previous=ev.VenueBreakerState.OPEN,
+        )  # fmt: skip
+        await publish_event(nc, half)  # not an opening: nothing
+        opened = ev.VenueBreakerChanged(
+            venue="binance", state=ev.VenueBreakerState.OPEN,
+            previous=ev.VenueBreakerState.CLOSED, failures=5, reason="503 x5",
+        )  # fmt: skip
+        await publish_event(nc, opened)
+
+    halted = await _tripped(nc, "venue_errors", scenario)
+    assert "binance: 5 consecutive errors (503 x5)" in halted.reason
+
+
 async def test_breaker_replayed_from_old_history_does_not_trip(gate, gate_config, nc):
     from datetime import timedelta
 

@@ -101,3 +101,19 @@ def test_the_exchange_is_sandboxed_first_and_never_retries_by_itself():
     assert not live.isSandboxModeEnabled and live.urls["api"]["public"] == "x"
     with pytest.raises(ValueError):
         make_exchange(VenueConfig(kind="ccxt", exchange="no-such-exchange"))
+
+
+def test_watch_orders_uses_ccxt_pro_and_ws_urls_point_it_elsewhere():
+    import ccxt.pro
+
+    ex = make_exchange(
+        VenueConfig(
+            kind="ccxt",
+            exchange="binance",
+            sandbox=False,
+            watch_orders=True,
+            ws_urls={"ws-api.spot": "ws://127.0.0.1:1/ws-api/v3"},
+        )
+    )
+    assert isinstance(ex, ccxt.pro.binance)
+    assert ex.urls["api"]["ws"]["ws-api"]["spot"] == "ws://127.0.0.1:1/ws-api/v3"

@@ -33,11 +33,19 @@ from tradebus_execution_gateway.service import decode_order_flow
 from tradebus_position_ledger.service import decode_ingest
 from tradebus_risk_gate.service import decode_message
 
-from ..support.hostile import FUZZ, HOSTILE_BODIES, any_body, decimals_in, hostile_strings
+from ..support.hostile import (
+    FUZZ,
+    HOSTILE_BODIES,
+    any_body,
+    body_of,
+    decimals_in,
+    hostile_strings,
+)
 
 REPLY = "$JS.ACK.TRADING.fuzz.1.7.7.1700000000000000000.0"  # a JetStream delivery's metadata
 CONTROL_CODES = {ErrorCode.INVALID_COMMAND}
 DECODE_CODES = {ErrorCode.MALFORMED_JSON, ErrorCode.SCHEMA_VIOLATION}
+ORDER_CODES = DECODE_CODES | {ErrorCode.INVALID_QUANTITY, ErrorCode.INVALID_PRICE}
 
 RISK_INPUTS = [
     ("trading.intent.demo", OrderIntent),
@@ -65,6 +73,8 @@ def outcome(decoder: Any, subject: str, data: bytes, codes: set[ErrorCode]) -> A
         return None
     for d in decimals_in(event):
         assert d.is_finite()
+    if isinstance(event, OrderIntent | OrderApproved | ModifyOrder):  # never a "-1" order
+        assert all(v is None or v > 0 for v in (event.quantity, event.limit_price)), event
     return event
 
 
@@ -78,7 +88,7 @@ def control_bodies() -> st.SearchStrategy[bytes]:
 def test_risk_gate_decoder(pick: tuple[str, type], data: st.DataObject) -> None:
     subject, cls = pick
     body = data.draw(any_body(cls) if cls is not _ControlBody else control_bodies())
-    event = outcome(decode_message, subject, body, DECODE_CODES | CONTROL_CODES)
+    event = outcome(decode_message, subject, body, ORDER_CODES | CONTROL_CODES)
     assert event is None or isinstance(event, OrderIntent | ControlCommand)
 
 
@@ -87,7 +97,7 @@ def test_risk_gate_decoder(pick: tuple[str, type], data: st.DataObject) -> None:
 def test_gateway_order_flow_decoder(pick: tuple[str, type], data: st.DataObject) -> None:
     subject, cls = pick
     body = data.draw(any_body(cls) if cls is not _ControlBody else control_bodies())
-    event = outcome(decode_order_flow, subject, body, DECODE_CODES | CONTROL_CODES)
+    event = outcome(decode_order_flow, subject, body, ORDER_CODES | CONTROL_CODES)
     assert event is None or isinstance(event, cls if cls is not _ControlBody else ControlCommand)
 
 
@@ -124,6 +134,29 @@ def test_ledger_never_takes_a_fill_with_a_non_number(raw: bytes) -> None:
     assert info.value.code is ErrorCode.SCHEMA_VIOLATION
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("quantity", "-1", ErrorCode.INVALID_QUANTITY),
+        ("quantity", "0", ErrorCode.INVALID_QUANTITY),
+        ("quantity", "-0", ErrorCode.INVALID_QUANTITY),
+        ("limit_price", "-1e-8", ErrorCode.INVALID_PRICE),
+    ],
+)
+def test_a_non_positive_order_is_refused_by_risk_gate_and_gateway(field, value, code):
+    """Found by the stack fuzz: the risk-gate approved a quantity of -1 (a negative notional
+    is under every limit) and the paper venue filled it."""
+    for decoder, subject, cls in (
+        (decode_message, "trading.intent.demo", OrderIntent),
+        (decode_order_flow, subjects.approved("paper"), OrderApproved),
+        (decode_order_flow, subjects.ORDER_MODIFY, ModifyOrder),
+    ):
+        body = msgspec.json.encode({**body_of(cls), field: value})
+        with pytest.raises(PermanentError) as info:
+            decoder(msg(subject, body))
+        assert info.value.code is code
+
+
 @FUZZ
 @given(body=st.one_of(control_bodies(), st.sampled_from(HOSTILE_BODIES)))
 def test_any_halt_body_halts(body: bytes) -> None:
@@ -143,3 +176,13 @@ def test_unknown_control_action_is_an_invalid_command(action: str, body: bytes) 
         assert e.code is ErrorCode.INVALID_COMMAND
         return
     assert cmd.action.value == subject.rsplit(".", 1)[-1]
+
+
+def test_a_halt_with_a_huge_id_and_operator_stays_small_enough_to_announce():
+    """A 1 MB `id` rode on every event the halt caused, each then over max_payload: the halt
+    was latched but never announced (no TradingStateChanged, no cancel-all, no alert)."""
+    body = msgspec.json.encode({"id": "i" * 1_000_000, "operator": "o" * 1_000_000})
+    cmd = parse_control(body, subjects.CONTROL_HALT, "fallback")
+    assert cmd.action is ControlAction.HALT
+    assert len(cmd.id) <= 200 and len(cmd.operator) <= 500
+    assert cmd.id == parse_control(body, subjects.CONTROL_HALT, "other").id  # stable

@@ -395,6 +395,7 @@ class Subscription:
     # one message at a time, so one poison message is dead-lettered alone and cannot block
     # the rest. Both must therefore be idempotent (they are: the same effect twice is a no-op).
     batch_handler: BatchHandler | None = None
+    fetch_batch: int | None = None  # most messages per fetch; None: [bus] fetch_batch
 
 
 def typed_decoder(type_: Any) -> Decoder:
@@ -494,7 +495,7 @@ class ConsumeLoop:
         pending = msgs[-1].metadata.num_pending if msgs else 0
         if pending:
             with contextlib.suppress(nats.errors.TimeoutError, TimeoutError):
-                more = min(pending, self.cfg.fetch_batch - 1)
+                more = min(pending, (self.sub.fetch_batch or self.cfg.fetch_batch) - 1)
                 msgs += await self._psub.fetch(more, timeout=self.cfg.fetch_timeout_s)
         return msgs
 

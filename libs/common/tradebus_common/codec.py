@@ -44,6 +44,18 @@ def decode(data: bytes, type_: Any = AnyEvent) -> Any:
         raise PermanentError("malformed JSON: nested too deep", ErrorCode.MALFORMED_JSON) from e
 
 
+def require_positive(event: T, *names: str) -> T:
+    """An order's quantity and prices are > 0 (None: not set). For decoders of order flow
+    from the bus: the schema allows "-1" and "0", and a gate that compares a negative
+    notional with its limit approves it (Q1 fuzzing found exactly that)."""
+    for name in names:
+        value = getattr(event, name)
+        if value is not None and not value > 0:
+            code = ErrorCode.INVALID_QUANTITY if "quantity" in name else ErrorCode.INVALID_PRICE
+            raise PermanentError(f"{name} must be positive, got {value}", code)
+    return event
+
+
 # --- numbers and times a field must never hold -----------------------------------------
 # msgspec decodes "NaN", "sNaN", "Infinity" and "1E+999999999" into a Decimal. One of those
 # in a price or a quantity breaks every later comparison (NaN < x raises InvalidOperation),

@@ -172,6 +172,8 @@ class BreakerConfig(_Cfg):
     correlation_window: int = 0  # returns compared per pair (0: off; 30 is a sensible start)
     correlation_limit: Decimal = Decimal("0.7")
     correlation_sample_s: float = 60.0  # one return per symbol per this many seconds of ticks
+    # Halt when a venue's own circuit breaker opens (N consecutive failed venue calls, E3).
+    venue_errors: bool = False
 
 
 class ProtectionConfig(_Cfg):

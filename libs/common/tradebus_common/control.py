@@ -9,8 +9,10 @@ from nats.aio.msg import Msg
 from .bus import message_id
 from .errors import ErrorCode, PermanentError
 from .events import ControlAction, ControlCommand
+from .ids import derive_id
 
 _MAX_REASON = 500
+_MAX_ID = 200
 
 
 class _ControlBody(msgspec.Struct, kw_only=True):
@@ -37,11 +39,13 @@ def parse_control(data: bytes, subject: str, default_id: str) -> ControlCommand:
     action = action_from_subject(subject)
     text = data.decode("utf-8", errors="replace").strip()
     body = _parse_body(data, text, action)
+    # Every field is bounded: the command's id and operator ride on each event it causes, and
+    # a halt whose events exceed max_payload could never be announced (Q1 fuzzing).
     return ControlCommand(
-        id=body.id or default_id,
+        id=(body.id if len(body.id) <= _MAX_ID else derive_id(body.id)) or default_id,
         action=action,
         reason=body.reason[:_MAX_REASON],
-        operator=body.operator,
+        operator=body.operator[:_MAX_REASON],
         scope=body.scope or "global",
         flatten=body.flatten,
         target=body.target[:_MAX_REASON],

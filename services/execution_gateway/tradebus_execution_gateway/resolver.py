@@ -306,8 +306,8 @@ class OrderResolver:
         symbol = entry.approval.symbol if entry.approval else ""
         try:
             found = await venue.fetch_order(entry.client_order_id, symbol)
-        except VenueUnavailable as e:
-            await self._lookup_failed(entry, str(e))
+        except Exception as e:  # down, or a final error: either way, look again later
+            await self._lookup_failed(entry, f"{type(e).__name__}: {e}")
             return False
         if entry.approval is None:  # written by someone else (reconciler): status only
             if found is not None:

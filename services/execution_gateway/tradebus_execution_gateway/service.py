@@ -9,13 +9,14 @@ from nats.aio.msg import Msg
 
 from tradebus_common import metrics, subjects
 from tradebus_common.bus import Bus, Subscription, typed_decoder
-from tradebus_common.codec import decode
+from tradebus_common.codec import decode, require_positive
 from tradebus_common.config import Config
 from tradebus_common.control import control_decoder
 from tradebus_common.events import (
     ControlCommand,
     Event,
     MarketTick,
+    ModifyOrder,
     OrderApproved,
     TradingStateChanged,
 )
@@ -63,8 +64,11 @@ def decode_order_flow(msg: Msg) -> Any:
     if msg.subject == subjects.CONTROL_CANCEL_ALL:
         return control_decoder(msg)
     if msg.subject in COMMAND_SUBJECTS:  # execution.py: cancel / modify by client order id
-        return decode_command(msg)
-    return decode(msg.data, OrderApproved)
+        command = decode_command(msg)
+        if isinstance(command, ModifyOrder):
+            require_positive(command, "quantity", "limit_price")
+        return command
+    return require_positive(decode(msg.data, OrderApproved), "quantity", "limit_price")
 
 
 async def build(ctx: ServiceContext) -> None:

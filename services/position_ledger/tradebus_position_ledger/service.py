@@ -42,6 +42,7 @@ from .sessions import start_session
 from .store import RecordedFill, record_batch, widen_cycles
 
 log = logging.getLogger("tradebus.position_ledger")
+INGEST_FETCH_BATCH = 500
 DURABLE = "position-ledger"
 MD_DURABLE = "position-ledger-md"
 RECON_DURABLE = "position-ledger-recon"
@@ -237,6 +238,9 @@ async def build(ctx: ServiceContext) -> None:
             decoder=lambda msg: decode_ingest(msg.data, msg.subject),
             handler=ingest.on_event,
             batch_handler=ingest.on_batch,
+            # A batch is one transaction of a fixed handful of statements: the bigger the
+            # batch under backlog, the fewer per fill (docs/ledger.md, Performance).
+            fetch_batch=INGEST_FETCH_BATCH,
         )
     )
     ctx.subscriptions.append(

@@ -36,6 +36,8 @@ from tradebus_common.events import (
     ReconReport,
     Severity,
     TradingState,
+    VenueBreakerChanged,
+    VenueBreakerState,
     VenueLatencyObserved,
 )
 from tradebus_common.ids import derive_id
@@ -73,6 +75,13 @@ def recon_tripped(report: ReconReport, cfg: BreakerConfig) -> str | None:
     n = len(report.mismatches)
     if cfg.recon_drift_mismatches and n >= cfg.recon_drift_mismatches:
         return f"reconciliation drift on {report.venue}: {n} mismatch(es)"
+    return None
+
+
+def venue_errors_tripped(event: VenueBreakerChanged, cfg: BreakerConfig) -> str | None:
+    """The gateway's breaker for a venue opened: N consecutive venue calls failed."""
+    if cfg.venue_errors and event.state is VenueBreakerState.OPEN:
+        return f"venue {event.venue}: {event.failures} consecutive errors ({event.reason})"
     return None
 
 
@@ -225,6 +234,10 @@ class MonitorHandler:
                 await self.book.close(event.client_order_id)
             case ReconReport():
                 return await self._trip("recon_drift", recon_tripped(event, self.cfg), event)
+            case VenueBreakerChanged():
+                return await self._trip(
+                    "venue_errors", venue_errors_tripped(event, self.cfg), event
+                )
         return []
 
     async def _snapshot(self, snapshot: LedgerSnapshot) -> list[Event]:

@@ -7,7 +7,7 @@ from nats.aio.msg import Msg
 
 from tradebus_common import subjects
 from tradebus_common.bus import Subscription, ensure_kv
-from tradebus_common.codec import decode
+from tradebus_common.codec import decode, require_positive
 from tradebus_common.control import control_decoder
 from tradebus_common.errors import PermanentError
 from tradebus_common.events import (
@@ -23,6 +23,7 @@ from tradebus_common.events import (
     OrderSubmitted,
     PositionChanged,
     ReconReport,
+    VenueBreakerChanged,
     VenueLatencyObserved,
 )
 from tradebus_common.mirror import StreamMirror
@@ -54,6 +55,7 @@ MONITOR_SUBJECTS = [
     subjects.RECON_REPORT,
     subjects.POSITION_ALL,
     subjects.VENUE_LATENCY_ALL,
+    subjects.VENUE_BREAKER_ALL,
 ]
 _MONITORED = (
     AlgoProgress,
@@ -67,13 +69,14 @@ _MONITORED = (
     ReconReport,
     PositionChanged,
     VenueLatencyObserved,
+    VenueBreakerChanged,
 )
 
 
 def decode_message(msg: Msg) -> Any:
     if msg.subject.startswith(subjects.CONTROL_PREFIX):
         return control_decoder(msg)
-    return decode(msg.data, OrderIntent)
+    return require_positive(decode(msg.data, OrderIntent), "quantity", "limit_price")
 
 
 def decode_monitored(msg: Msg) -> Any:

@@ -81,7 +81,7 @@ class TradingStateStore:
 
 FIXED_BREAKERS = (
     "daily_loss", "drawdown", "consecutive_rejects", "recon_drift", "venue_latency",
-    "correlation",
+    "correlation", "venue_errors",
 )  # fmt: skip
 
 

@@ -113,7 +113,13 @@ SERVICES: dict[str, ServiceGrant] = {
     ),
     "execution-gateway": ServiceGrant(
         durables=["execution-gateway", "execution-gateway-md"],
-        kv_writes=[s.BUCKET_ORDER_JOURNAL, s.BUCKET_PAPER_VENUE, s.BUCKET_DEDUP],
+        # execution_state: algo parents, resting-order timers, modify progress (E5, E7)
+        kv_writes=[
+            s.BUCKET_ORDER_JOURNAL,
+            s.BUCKET_PAPER_VENUE,
+            s.BUCKET_DEDUP,
+            s.BUCKET_EXECUTION,
+        ],
     ),
     "position-ledger": ServiceGrant(
         durables=["position-ledger", "position-ledger-md", "position-ledger-recon"]
@@ -208,6 +214,8 @@ def operator_identity() -> Identity:
         pub=[
             s.CONTROL_ALL,
             s.SIGNAL_ALL,
+            s.ORDER_CANCEL,  # `tradebus order cancel|modify`
+            s.ORDER_MODIFY,
             "rpc.>",
             "$KV.>",
             *JS_READ,
