@@ -33,9 +33,25 @@ from tradebus_common.codec import decode
 from tradebus_common.errors import PermanentError
 from tradebus_common.stack.servers import NatsServer, Postgres, free_port
 
+from ..support.emulator import CREDENTIALS_ENV, BinanceEmulator
 from ..support.procs import ServiceProcess, service_env, write_config
 
 CHAOS_CONFIG = """
+[venues.binance]  # the real ccxt client against the local Binance emulator
+kind = "ccxt"
+exchange = "binance"
+sandbox = false
+symbols = ["BTC/USDT"]
+api_key_env = "TB_EMU_KEY"
+secret_env = "TB_EMU_SECRET"
+api_urls = {{ public = "{emu}", private = "{emu}" }}
+timeout_ms = 500
+retry_base_ms = 20
+retry_max_ms = 200
+unknown_grace_s = 0.5
+order_poll_interval_ms = 200
+breaker_open_s = 0.5
+
 [reconciler]
 startup_gate = true  # a restarted gateway closes the gate until the reconciler reruns
 
@@ -62,13 +78,21 @@ class ChaosStack:
     pg: Postgres | None = None
     procs: dict[str, ServiceProcess] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    emulator: BinanceEmulator | None = None
 
     async def start(self) -> None:
+        self.emulator = await BinanceEmulator(
+            balances={"USDT": Decimal("10000000"), "BTC": Decimal("0")}
+        ).start()
+        self.emulator.set_price("BTC/USDT", str(PRICE))
         self.nats = NatsServer(self.root / "nats", free_port()).start()
         self.pg = Postgres(Path(os.environ.get("TMPDIR", "/tmp")) / f"tbchaos-{free_port()}")
         self.pg.start()
-        config = write_config(self.root / "tradebus.toml", CHAOS_CONFIG)
-        self.env = service_env(self.nats.url, self.pg.dsn, config)
+        extra = (
+            CHAOS_CONFIG.replace("{emu}", self.emulator.url).replace("{{", "{").replace("}}", "}")
+        )
+        config = write_config(self.root / "tradebus.toml", extra)
+        self.env = {**service_env(self.nats.url, self.pg.dsn, config), **CREDENTIALS_ENV}
         for name in SERVICE_NAMES:
             self.procs[name] = ServiceProcess(name, self.env, self.root).start()
         await self.healthy(list(SERVICE_NAMES))
@@ -135,14 +159,17 @@ class ChaosStack:
             self.pg.stop()
         if self.nats:
             self.nats.stop()
+        if self.emulator:
+            await self.emulator.stop()
 
 
 class Load:
     """A steady stream of market-order signals; each is retried with its own id until the
     stream has acked it (a real client does the same), so every id sent is in the stream."""
 
-    def __init__(self, url: str, prefix: str, rate: float) -> None:
+    def __init__(self, url: str, prefix: str, rate: float, venue: str = "paper") -> None:
         self.url = url
+        self.venue = venue
         self.prefix = prefix
         self.rate = rate
         self.sent: dict[str, float] = {}  # signal id -> wall time first sent
@@ -197,7 +224,7 @@ class Load:
             while not self._stop.is_set():
                 sid = f"{self.prefix}-{i}"
                 body = {
-                    "id": sid, "strategy": "demo", "venue": "paper", "symbol": "BTC/USDT",
+                    "id": sid, "strategy": "demo", "venue": self.venue, "symbol": "BTC/USDT",
                     "side": "buy" if i % 2 == 0 else "sell", "quantity": str(QTY),
                 }  # fmt: skip
                 self.sent.setdefault(sid, time.time())
@@ -223,8 +250,9 @@ async def _publish_until_acked(js: Any, sid: str, data: bytes) -> None:
 async def set_price(url: str) -> None:
     nc = await nats.connect(url)
     try:
-        tick = ev.MarketTick(venue="paper", symbol="BTC/USDT", price=PRICE)
-        await nc.jetstream().publish("md.paper.BTC-USDT", msgspec.json.encode(tick))
+        for venue in ("paper", "binance"):
+            tick = ev.MarketTick(venue=venue, symbol="BTC/USDT", price=PRICE)
+            await nc.jetstream().publish(f"md.{venue}.BTC-USDT", msgspec.json.encode(tick))
     finally:
         await nc.close()
 
@@ -371,7 +399,7 @@ async def cli_checks(stack: ChaosStack) -> list[str]:
     problems = []
     code, out = await tradebus(stack, "reconcile", "--json")
     if code != 0:
-        problems.append(f"reconcile not clean (exit {code}): {out[-400:]}")
+        problems.append(f"reconcile not clean (exit {code}): {_discrepancies(out)}")
     assert stack.pg is not None
     code, out = await tradebus(stack, "audit", "verify", "--dsn", stack.pg.dsn)
     if code != 0:
@@ -379,16 +407,26 @@ async def cli_checks(stack: ChaosStack) -> list[str]:
     return problems
 
 
+def _discrepancies(out: str) -> str:
+    """The discrepancies of `tradebus reconcile --json` output, short."""
+    found = []
+    for line in out.splitlines():
+        with contextlib.suppress(Exception):
+            report = msgspec.json.decode(line)
+            for d in report.get("discrepancies", []):
+                found.append(
+                    f"{report['venue']}: {d.get('kind')} {d.get('key')} -> {d.get('resolution')}"
+                )
+    return "; ".join(found) or out[-600:]
+
+
 async def venue_vs_ledger(stack: ChaosStack, record: Record) -> list[str]:
-    """No duplicate venue orders; the ledger holds exactly the venue's fills."""
+    """No duplicate venue orders; the ledger holds exactly the venues' fills."""
     problems: list[str] = []
-    approvals: dict[str, int] = defaultdict(int)
-    for _, e in record.events:
-        if isinstance(e, ev.OrderApproved):
-            approvals[e.client_order_id] += 1
-    venue_fills = await paper_fills(stack.url)
+    approvals = {e.client_order_id for _, e in record.events if isinstance(e, ev.OrderApproved)}
+    venue_fills = await paper_fills(stack.url) + emulator_fills(stack)
     by_order: dict[str, Decimal] = defaultdict(Decimal)
-    for coid, _trade, qty in venue_fills:
+    for _venue, coid, _trade, qty in venue_fills:
         by_order[coid] += qty
     over = [c for c, q in by_order.items() if q > QTY]
     if over:
@@ -396,14 +434,22 @@ async def venue_vs_ledger(stack: ChaosStack, record: Record) -> list[str]:
     unknown = [c for c in by_order if c not in approvals]
     if unknown:
         problems.append(f"venue orders with no approval: {unknown[:3]}")
+    if stack.emulator is not None:
+        per_id: dict[str, int] = defaultdict(int)
+        for order in stack.emulator.book.orders.values():
+            per_id[order.client_order_id] += 1
+        doubled = [c for c, n in per_id.items() if n > 1]
+        if doubled:
+            problems.append(f"duplicate orders at the exchange: {doubled[:3]}")
     assert stack.pg is not None
     conn = await asyncpg.connect(stack.pg.dsn)
     try:
-        ledger = {r["trade_id"] for r in await conn.fetch("SELECT trade_id FROM fills")}
+        rows = await conn.fetch("SELECT venue, trade_id FROM fills")
     finally:
         await conn.close()
-    venue = {t for _, t, _ in venue_fills}
-    announced = {e.trade_id for _, e in record.events if isinstance(e, ev.Fill)}
+    ledger = {(r["venue"], r["trade_id"]) for r in rows}
+    venue = {(v, t) for v, _, t, _ in venue_fills}
+    announced = {(e.venue, e.trade_id) for _, e in record.events if isinstance(e, ev.Fill)}
     if announced != venue:
         problems.append(
             f"stream fills != venue fills: {len(venue - announced)} never announced, "
@@ -416,7 +462,17 @@ async def venue_vs_ledger(stack: ChaosStack, record: Record) -> list[str]:
     return problems
 
 
-async def paper_fills(url: str) -> list[tuple[str, str, Decimal]]:
+def emulator_fills(stack: ChaosStack) -> list[tuple[str, str, str, Decimal]]:
+    if stack.emulator is None:
+        return []
+    return [
+        ("binance", order.client_order_id, str(t.id), t.qty)
+        for order in stack.emulator.book.orders.values()
+        for t in order.trades
+    ]
+
+
+async def paper_fills(url: str) -> list[tuple[str, str, str, Decimal]]:
     nc = await nats.connect(url)
     try:
         kv = await nc.jetstream().key_value("paper_venue")
@@ -430,7 +486,7 @@ async def paper_fills(url: str) -> list[tuple[str, str, Decimal]]:
             if not isinstance(raw, dict) or "client_order_id" not in raw:
                 continue
             for f in raw.get("fills", []):
-                out.append((raw["client_order_id"], f["trade_id"], Decimal(f["quantity"])))
+                out.append(("paper", raw["client_order_id"], f["trade_id"], Decimal(f["quantity"])))
         return out
     finally:
         await nc.close()

@@ -46,13 +46,26 @@ async def _pause_gateway(stack: ChaosStack) -> None:
     await stack.pause("execution-gateway", ACK_WAIT_S + 2)
 
 
+async def _venue_faults(stack: ChaosStack) -> None:
+    """Through the exchange emulator, on the binance (ccxt) load: 5xx on create (ambiguous:
+    UNKNOWN, resolved by client id), 429 with Retry-After, and creates that are placed but
+    whose answer never comes."""
+    emu = stack.emulator
+    assert emu is not None
+    emu.fail_next("create", 503, count=2)
+    emu.fail_next("create", 429, count=1, retry_after_s=1)
+    emu.accept_then_hang(count=2)
+
+
 SCENARIOS: dict[str, Fault] = {
     **{f"kill -9 {name}": _kill9(name) for name in SERVICE_NAMES},
     "restart nats-server": _restart_nats,
     "restart postgresql": _restart_postgres,
     "SIGSTOP gateway past ack_wait": _pause_gateway,
+    "venue faults (emulator)": _venue_faults,
 }
-QUICK = ("kill -9 execution-gateway", "restart nats-server")
+VENUE = {"venue faults (emulator)": "binance"}  # scenarios whose load goes elsewhere than paper
+QUICK = ("kill -9 execution-gateway", "restart nats-server", "venue faults (emulator)")
 VERDICTS: list[Verdict] = []
 
 
@@ -70,7 +83,7 @@ async def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if FULL or s in QUICK])
 async def test_nothing_lost_or_doubled_under(scenario: str, chaos_stack: ChaosStack) -> None:
     prefix = scenario.replace(" ", "_").replace("-", "")
-    async with Load(chaos_stack.url, prefix, RATE) as load:
+    async with Load(chaos_stack.url, prefix, RATE, VENUE.get(scenario, "paper")) as load:
         await load.reached(WARM)
         fault_at = load.mark_fault()
         await SCENARIOS[scenario](chaos_stack)

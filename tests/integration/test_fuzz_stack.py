@@ -30,7 +30,7 @@ import pytest
 
 from tradebus_common import subjects
 from tradebus_common.control import parse_control
-from tradebus_common.events import AlertCode, Fill, OrderApproved, OrderIntent
+from tradebus_common.events import AlertCode, DenyReason, Fill, OrderApproved, OrderIntent
 
 from ..support.bus import collect, publish_raw, set_price
 from ..support.hostile import body_of, broken, garbage
@@ -99,6 +99,7 @@ class Sent:
     seq: int
     ids: set[str]  # ids an outcome event may name as its cause
     body: bytes = field(repr=False, default=b"")
+    repeat_of: str = ""  # a command id its body gave, also given by another message
 
 
 @dataclass
@@ -135,6 +136,8 @@ class Outcomes:
         for i in sent.ids:
             if self.caused.get(i):
                 return "reason " + "/".join(sorted(set(self.caused[i]) - {"alert"}) or ["alert"])
+        if sent.repeat_of and self.caused.get(sent.repeat_of):
+            return "repeat of an earlier command id"
         return ""
 
 
@@ -173,11 +176,39 @@ async def publish_storm(nc: nats.NATS, rng: random.Random) -> list[Sent]:
             seq = (await js.publish(subject, body, headers={"Nats-Msg-Id": msg_id})).seq
         except nats.errors.MaxPayloadError:
             seq = 0  # over the server's max_payload (1 MB): refused, no service sees it
-        ids = {msg_id, f"fz-{kind}-{i}"}
-        if kind in CONTROL_KINDS:
-            ids.add(_command_id(body, subject, msg_id))
-        sent.append(Sent(kind, subject, msg_id, seq, ids, body))
+        sent.append(Sent(kind, subject, msg_id, seq, {msg_id, f"fz-{kind}-{i}"}, body))
+    _add_own_ids(sent)
     return sent
+
+
+def _add_own_ids(sent: list[Sent]) -> None:
+    """A body may carry its own `id` (a control command's, or a hostile string the storm put
+    there), which then names the events it causes. An id given by one message identifies it;
+    one given by several (the same fixed body sent twice) is a repeat, deduplicated."""
+    ids = {s.msg_id: _own_id(s) for s in sent}
+    given = Counter(ids.values())
+    for s in sent:
+        own = ids[s.msg_id]
+        if own and given[own] == 1:
+            s.ids.add(own)
+        elif own:
+            s.repeat_of = own
+
+
+def _own_id(sent: Sent) -> str:
+    if sent.kind in CONTROL_KINDS:
+        return _command_id(sent.body, sent.subject, sent.msg_id)
+    try:
+        return _id_only.decode(sent.body).id
+    except (msgspec.DecodeError, RecursionError):
+        return ""
+
+
+class _IdOnly(msgspec.Struct):
+    id: str = ""
+
+
+_id_only = msgspec.json.Decoder(_IdOnly)
 
 
 def _command_id(body: bytes, subject: str, msg_id: str) -> str:
@@ -233,7 +264,7 @@ def table(sent: list[Sent], outcomes: Outcomes) -> tuple[str, dict[str, Counter[
     for kind, (_, subs) in SUBJECTS.items():
         got = per.get(kind, Counter())
         shown = ", ".join(f"{k}: {v}" for k, v in got.most_common())
-        names = ", ".join(f"`{s!a}`"[1:-1] if not s.isascii() else f"`{s}`" for s in subs)
+        names = ", ".join(f"`{ascii(x)[1:-1]}`" for x in subs)
         lines.append(f"| {kind} | {names} | {sum(got.values())} | {shown} |")
     return "\n".join(lines), per
 
@@ -270,7 +301,7 @@ async def test_hostile_storm_on_every_input_subject(stack, nc, config):
     assert not silent, silent[:10]
     # Not one hostile fill booked, not one position moved.
     assert await ledger_rows(config.database.dsn) == before
-    assert per["fill"] and all(k.startswith("dead-lettered") for k in per["fill"])
+    assert per["fill"] and all(k.startswith(("dead-lettered", "refused")) for k in per["fill"])
     await _healthy_after_the_storm(nc)
 
 
@@ -315,3 +346,31 @@ async def test_an_outsiders_fill_is_booked_flagged_and_announced(stack, nc, conf
     finally:
         await conn.close()
     assert set(flags.split(",")) == {"unknown_strategy", "unknown_order"}
+
+
+async def test_hostile_names_never_break_a_services_connection(stack, nc, config):
+    """A 5,000-character account made the ledger publish on a subject past the server's 4 KB
+    protocol line: the server closed the ledger's connection, on every redelivery. A
+    homoglyph symbol in an intent made the risk-gate's protection lock key invalid for KV
+    (InvalidKeyError: retried, then dead-lettered instead of denied), and the signal service's
+    exit-set key for that denial too. Both names now become short, safe tokens."""
+    await stack.start("position-ledger", "risk-gate", "signal")
+    positions = await collect(nc, "trading.position.>")
+    denied = await collect(nc, "trading.order.denied.>")
+    dead = await collect(nc, "trading.deadletter.>")
+    fill = {**TEMPLATES["fill"], "id": "long-1", "account": "a" * 5000, "trade_id": "long-1"}
+    await publish_raw(nc, "trading.fill.paper.BTC-USDT", fill)
+    [changed] = await positions.wait_for(lambda e: e.fill_id)
+    assert len(positions.raw[-1][0]) < 200 and changed.account == "a" * 5000
+    intent = {**TEMPLATES["intent"], "id": "homoglyph-1", "symbol": "\u0412\u0422\u0421/USDT"}
+    intent.pop("algo")
+    await publish_raw(nc, "trading.intent.demo", intent)
+    [denial] = await denied.wait_for(lambda e: e.intent_id == "homoglyph-1")
+    assert denial.reason is DenyReason.NO_MARKET_PRICE
+    consumers = [
+        (lp.sub.stream, lp.sub.durable) for n in stack.running for lp in stack.runner(n).loops
+    ]
+    assert all(v == (0, 0) for v in (await drained(nc.jetstream(), consumers, 20)).values())
+    assert not dead.events
+    for name in ("position-ledger", "risk-gate", "signal"):
+        assert stack.runner(name).ctx.bus.reconnects() == 0, f"{name} lost its connection"

@@ -6,6 +6,7 @@ TRADEBUS_FUZZ_EXAMPLES=5000 (and TRADEBUS_FUZZ_RANDOM=1 for a new seed) digs dee
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import msgspec
@@ -123,12 +124,15 @@ def test_the_largest_and_smallest_accepted_numbers_pass() -> None:
 
 
 @FUZZ
-@given(value=st.one_of(hostile_strings, st.text()))
+@given(value=st.one_of(hostile_strings, st.text(), st.text(min_size=100, max_size=3000)))
 def test_token_is_always_one_safe_subject_token(value: str) -> None:
     """Names from messages end up in subjects: one token, no wildcard, nothing nats-py or
     the server refuses (tab/CR/LF would be a BadSubjectError; CRLF a protocol injection)."""
     tok = subjects.token(value)
     assert tok and not set(tok) & set(".*> \t\r\n")
+    assert len(tok) <= 128  # the server drops a connection whose protocol line passes 4 KB
+    assert tok == subjects.token(value)  # stable: the same name, the same subject
+    assert re.fullmatch(r"[-/_=a-zA-Z0-9]+", subjects.kv_token(value))  # nats-py's KV alphabet
 
 
 @pytest.mark.parametrize("value", HOSTILE_STRINGS, ids=range(len(HOSTILE_STRINGS)))
@@ -138,3 +142,18 @@ def test_hostile_names_make_one_subject_token(value: str) -> None:
         assert subject.count(".") == (3 if subject.startswith("trading.fill.") else 2) or (
             subject.startswith("trading.order.denied.") and subject.count(".") == 3
         )
+
+
+def test_a_time_without_a_zone_is_read_as_utc() -> None:
+    """B1: times are UTC. Left naive, comparing it with an aware time raised TypeError."""
+    body = {**body_of(Fill), "ts": "2026-01-02T03:04:05"}
+    fill = decode(msgspec.json.encode(body))
+    assert fill.ts.tzinfo is not None and fill.ts.utcoffset().total_seconds() == 0
+    aware = {**body_of(Fill), "ts": "2026-01-02T03:04:05+02:00"}
+    assert decode(msgspec.json.encode(aware)).ts.utcoffset().total_seconds() == 7200
+
+
+def test_plain_names_keep_their_token_and_kv_key() -> None:
+    """Existing subjects and KV keys (latched locks) must not move."""
+    for name, tok in (("BTC/USDT", "BTC-USDT"), ("demo", "demo"), ("paper", "paper")):
+        assert subjects.token(name) == tok == subjects.kv_token(name)

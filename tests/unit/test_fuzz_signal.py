@@ -142,6 +142,12 @@ def test_a_hostile_signal_ends_as_an_intent_a_refusal_or_a_reason_code(
         ({"strategy": "d\u0435mo"}, ErrorCode.UNKNOWN_STRATEGY.value),
         ({"strategy": "demo\u200d"}, ErrorCode.UNKNOWN_STRATEGY.value),
         ({"symbol": "BTC/USDT\x00"}, ErrorCode.UNKNOWN_SYMBOL.value),
+        # a NUL in the id reached the ledger's correlation_id: the venue filled, the ledger
+        # could not book it (PostgreSQL refuses NUL in text)
+        ({"id": "nul\x00id"}, ErrorCode.SCHEMA_VIOLATION.value),
+        ({"id": "\u202eid"}, ErrorCode.SCHEMA_VIOLATION.value),
+        ({"id": "i" * 201}, ErrorCode.SCHEMA_VIOLATION.value),
+        ({"id": ""}, ErrorCode.SCHEMA_VIOLATION.value),
     ],
 )
 def test_known_hostile_signals(fields: dict[str, Any], code: str) -> None:

@@ -210,3 +210,25 @@ def test_the_reconcile_command_prints_each_discrepancy_and_what_was_done() -> No
     assert text.splitlines()[0].startswith("RECON     paper: UNRESOLVED (on_demand")
     assert "MISSING_FILL T1 -> fill_generated" in text
     assert "BALANCE_DRIFT USDT ours 10 venue 9 -> UNRESOLVED" in text
+
+
+def test_a_fee_paid_in_the_base_currency_is_not_held_at_the_venue() -> None:
+    """Binance spot charges a buy's fee in the base currency: the venue holds the traded
+    quantity minus it, while the ledger books the fee as a cost at the fill price."""
+    from decimal import Decimal as D
+
+    from tradebus_common.events import PositionView, Side, VenueTradeView
+    from tradebus_reconciler.compare import compare_positions, with_trades
+
+    def trade(fee: str, currency: str) -> VenueTradeView:
+        return VenueTradeView(
+            trade_id=f"t-{currency}", client_order_id="c", symbol="BTC/USDT", side=Side.BUY,
+            quantity=D("0.001"), price=D("50000"), fee=D(fee), fee_currency=currency,
+        )  # fmt: skip
+
+    venue_btc = [PositionView(venue="v", symbol="BTC/USDT", quantity=D("0.000999"))]
+    assert (
+        compare_positions("v", with_trades([], "v", [trade("0.000001", "BTC")]), venue_btc)[1] == []
+    )
+    _, drift = compare_positions("v", with_trades([], "v", [trade("0.05", "USDT")]), venue_btc)
+    assert [m.ledger_quantity for m in drift] == [D("0.001")]  # a quote fee leaves it whole

@@ -5,9 +5,12 @@ proto-schemas/subjects.json is generated from CATALOGUE; a test fails when they 
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from . import events as ev
+from .ids import derive_id
 
 STREAM_TRADING = "TRADING"
 STREAM_MARKET = "MARKET"
@@ -66,6 +69,8 @@ STRATEGY_ALL = "trading.strategy.>"
 
 CONTROL_STATE_KEY = "state.global"
 _SUBJECT_UNSAFE = {ord(c): "_" for c in "\t\r\n"}
+_KV_SAFE = re.compile(r"[-/_=a-zA-Z0-9]+")
+_MAX_TOKEN = 128  # characters
 
 
 def token(value: str) -> str:
@@ -73,8 +78,21 @@ def token(value: str) -> str:
     cleaned = value.replace("/", "-").replace(".", "_").replace(" ", "_")
     cleaned = cleaned.replace("*", "_").replace(">", "_") or "_"
     # A tab, CR or LF makes nats-py refuse the whole subject (BadSubjectError), so an event
-    # naming one (an outsider's fill account) could never be published.
-    return cleaned.translate(_SUBJECT_UNSAFE)
+    # naming one (an outsider's fill account) could never be published. And the server
+    # closes the connection of a client whose protocol line passes 4 KB: a long name keeps a
+    # prefix and gets a hash, so it stays one short, stable token.
+    cleaned = cleaned.translate(_SUBJECT_UNSAFE)
+    if len(cleaned) > _MAX_TOKEN:
+        cleaned = cleaned[:64] + "_" + derive_id(value, "token").replace("-", "")
+    return cleaned
+
+
+def kv_token(value: str) -> str:
+    """A value as one KV key token. KV keys allow only `[-/_=.a-zA-Z0-9]` (nats-py raises
+    InvalidKeyError on anything else, e.g. a homoglyph symbol from a hostile message): a
+    plain name keeps its `token`, anything else becomes a stable hash of it."""
+    tok = token(value)
+    return tok if _KV_SAFE.fullmatch(tok) else "h" + derive_id(value, "kv").replace("-", "")
 
 
 def signal(strategy: str) -> str:

@@ -112,11 +112,17 @@ def with_trades(
             venue=venue,
             symbol=t.symbol,
             strategy=t.strategy,
-            quantity=signed_qty(t.side, t.quantity),
+            quantity=signed_qty(t.side, t.quantity) - base_fee(t),
         )
         for t in trades
     ]
     return [*ledger, *extra]
+
+
+def base_fee(trade: VenueTradeView) -> Decimal:
+    """A fee paid in the base currency leaves the venue holding less than was traded."""
+    base, _ = split_symbol(trade.symbol)
+    return trade.fee if trade.fee_currency and trade.fee_currency == base else Decimal(0)
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:

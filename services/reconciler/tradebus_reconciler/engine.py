@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -55,6 +56,7 @@ from .venue_client import VenueClient, VenueUnavailable
 
 log = logging.getLogger("tradebus.reconciler")
 DRIFT_CONFIRM_S = 1.0  # a drift must still be there this much later (fills land in between)
+BASELINE_CONFIRM_S = 0.3  # a new baseline must read the same this much later (gateway->ledger)
 FULL, ORDERS = "full", "orders"
 
 
@@ -298,6 +300,8 @@ class Reconciler:
         base = await self.store.baseline(venue, "position")
         if base is None:  # first look: holdings from before tradebus are the baseline
             base = position_baseline(ours, remote)
+            if not await self._baseline_holds(run, pending, base, self._position_base):
+                return [], {"positions": 0, "balances": 0}
             await self.store.set_baseline(venue, base, "first run", "position")
             run.actions.append(ReconAction(kind="position_baseline_set", key=venue))
         ours += [PositionView(venue=venue, symbol=s, quantity=q) for s, q in base.items()]
@@ -309,10 +313,29 @@ class Reconciler:
         self, run: Run, client: VenueClient, pending: list[VenueTradeView]
     ) -> tuple[int, list[ReconDiscrepancy]]:
         venue = run.venue
-        reported = {b.currency: b.total for b in await client.balances()}
+        reported, flows = await self._balance_view(venue, client, pending)
         run.balances = dict(reported)  # the ledger can take its cash from these (L: cash_source)
         if not reported:  # the venue reports no balances: nothing to compare
             return 0, []
+        baseline = await self.store.baseline(venue)
+        if baseline is None:
+            candidate = baseline_from(reported, flows)
+            if await self._baseline_holds(run, pending, candidate, self._balance_base):
+                await self.store.set_baseline(venue, candidate, "first run")
+                run.actions.append(ReconAction(kind="balance_baseline_set", key=venue))
+            return len(reported), []
+        expected = {
+            c: baseline.get(c, Decimal(0)) + flows.get(c, Decimal(0))
+            for c in set(baseline) | set(flows)
+        }
+        return compare_balances(expected, reported, self.cfg.balance_tolerance)
+
+    async def _balance_view(
+        self, venue: str, client: VenueClient, pending: list[VenueTradeView]
+    ) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+        """The venue's balances, and what our fills (booked, or at the venue and not yet
+        booked) moved per currency."""
+        reported = {b.currency: b.total for b in await client.balances()}
         rows, fees = await sources.ledger_flows(self.pool, venue)
         extra_rows, extra_fees = trade_rows(pending)
         for cur, fee in extra_fees.items():
@@ -320,16 +343,34 @@ class Reconciler:
         flows = balance_flows(
             [(r.symbol, r.side, r.qty, r.notional) for r in rows] + extra_rows, fees
         )
-        baseline = await self.store.baseline(venue)
-        if baseline is None:
-            await self.store.set_baseline(venue, baseline_from(reported, flows), "first run")
-            run.actions.append(ReconAction(kind="balance_baseline_set", key=venue))
-            return len(reported), []
-        expected = {
-            c: baseline.get(c, Decimal(0)) + flows.get(c, Decimal(0))
-            for c in set(baseline) | set(flows)
-        }
-        return compare_balances(expected, reported, self.cfg.balance_tolerance)
+        return reported, flows
+
+    async def _balance_base(self, venue: str, pending: list[VenueTradeView]) -> dict:
+        reported, flows = await self._balance_view(venue, self.client(venue), pending)
+        return baseline_from(reported, flows)
+
+    async def _position_base(self, venue: str, pending: list[VenueTradeView]) -> dict:
+        ledger, remote = await asyncio.gather(
+            sources.ledger_positions(self.pool, venue), self.client(venue).positions()
+        )
+        return position_baseline(with_trades(ledger, venue, pending), remote)
+
+    async def _baseline_holds(
+        self,
+        run: Run,
+        pending: list[VenueTradeView],
+        candidate: dict,
+        recompute: Callable[[str, list[VenueTradeView]], Awaitable[dict]],
+    ) -> bool:
+        """A baseline is fixed for good, so it must not catch a fill in flight (at the venue
+        and booked between two reads): it is taken only if a second look a moment later
+        gives the same. Otherwise the next run tries again."""
+        await asyncio.sleep(BASELINE_CONFIRM_S)
+        still = await self._still_unbooked(run.venue, pending)
+        if await recompute(run.venue, still) == candidate:
+            return True
+        log.info("activity while fixing a baseline; next run", extra={"venue": run.venue})
+        return False
 
     async def rebaseline(self, venue: str, operator: str) -> None:
         """An operator accepted the differences: what the venue holds now is the new base."""

@@ -119,6 +119,13 @@ async def put_journal(
 _POSITIONS = """
 SELECT venue, symbol, strategy, account, quantity, avg_price, realized_pnl FROM positions
 WHERE venue = $1"""
+# A fee charged in the base currency (BTC on BTC/USDT; Binance spot buys) is booked by the
+# ledger as a cost at the fill price, so its position is the gross quantity traded; the venue
+# holds that minus the fee. Positions are compared net of those fees.
+_BASE_FEES = """
+SELECT symbol, strategy, account, sum(fee) AS fee FROM fills
+WHERE venue = $1 AND fee_currency <> '' AND fee_currency = split_part(symbol, '/', 1)
+GROUP BY symbol, strategy, account"""
 _BOOKED = "SELECT trade_id FROM fills WHERE venue = $1 AND trade_id = ANY($2::text[])"
 _FLOWS = """
 SELECT symbol, side, sum(quantity) AS qty, sum(quantity * price) AS notional
@@ -128,10 +135,20 @@ _FEES = "SELECT fee_currency, sum(fee) AS fee FROM fills WHERE venue = $1 GROUP 
 
 async def ledger_positions(pool: asyncpg.Pool, venue: str) -> list[PositionView]:
     try:
-        rows = await pool.fetch(_POSITIONS, venue)
+        rows, fees = await asyncio.gather(
+            pool.fetch(_POSITIONS, venue), pool.fetch(_BASE_FEES, venue)
+        )
     except asyncpg.UndefinedTableError:  # the ledger has not migrated yet: nothing booked
         return []
-    return [PositionView(**dict(r)) for r in rows]
+    held = [PositionView(**dict(r)) for r in rows]
+    paid = [
+        PositionView(
+            venue=venue, symbol=r["symbol"], strategy=r["strategy"], account=r["account"],
+            quantity=-r["fee"],
+        )
+        for r in fees
+    ]  # fmt: skip
+    return held + paid
 
 
 async def booked_trade_ids(pool: asyncpg.Pool, venue: str, trade_ids: list[str]) -> set[str]:

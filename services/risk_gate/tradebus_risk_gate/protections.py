@@ -77,7 +77,7 @@ class Exit(msgspec.Struct, kw_only=True):
 
 
 def lock_key(kind: LockKind, target: str) -> str:
-    return f"lock.{kind.value}.{subjects.token(target)}"
+    return f"lock.{kind.value}.{subjects.kv_token(target)}"
 
 
 # --- pure rules -------------------------------------------------------------------------
@@ -148,11 +148,11 @@ class ProtectionStore:
         await self._put(lock_key(lock.kind, lock.target), lock)
 
     async def exits(self, target: str) -> list[Exit]:
-        found = await self._get(f"exits.{subjects.token(target)}", list[Exit])
+        found = await self._get(f"exits.{subjects.kv_token(target)}", list[Exit])
         return list(found) if isinstance(found, list) else []  # a copy: callers append
 
     async def put_exits(self, target: str, exits: list[Exit]) -> None:
-        await self._put(f"exits.{subjects.token(target)}", list(exits))
+        await self._put(f"exits.{subjects.kv_token(target)}", list(exits))
 
     async def memo(self, key: str) -> PositionMemo | None:
         found = await self._get(f"pos.{key}", PositionMemo)

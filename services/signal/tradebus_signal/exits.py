@@ -69,7 +69,7 @@ class ExitSet(msgspec.Struct, kw_only=True):
 
 
 def key(strategy: str, venue: str, symbol: str) -> str:
-    return ".".join(subjects.token(x) for x in (strategy, venue, symbol))
+    return ".".join(subjects.kv_token(x) for x in (strategy, venue, symbol))  # KV-safe
 
 
 # --- pure rules -------------------------------------------------------------------------
@@ -241,7 +241,7 @@ class ExitStore:
             except NoKeysError:
                 self._keys = set()
             self._keys_at = time.monotonic()
-        suffix = f".{subjects.token(venue)}.{subjects.token(symbol)}"
+        suffix = f".{subjects.kv_token(venue)}.{subjects.kv_token(symbol)}"
         return [k for k in self._keys if k.endswith(suffix)]
 
 

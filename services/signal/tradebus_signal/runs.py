@@ -99,7 +99,7 @@ class RunStore:
 
     @staticmethod
     def key(strategy: str) -> str:
-        return subjects.token(strategy)
+        return subjects.kv_token(strategy)  # a hostile command's name is still a valid key
 
     async def get(self, strategy: str) -> tuple[RunRecord | None, int]:
         try:

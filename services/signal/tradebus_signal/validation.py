@@ -21,6 +21,7 @@ PERCENT_MODES = (SizingMode.EQUITY_PCT, SizingMode.RISK_PER_TRADE)
 # Past ~10 years a duration means "never"; 1e308 s would overflow timedelta in every check
 # after it (the exit watcher on each tick), so it is refused here.
 MAX_DURATION_S = 10 * 365 * 86400.0
+MAX_ID_LENGTH = 200
 
 
 def _reject(code: ErrorCode, message: str) -> PermanentError:
@@ -30,6 +31,10 @@ def _reject(code: ErrorCode, message: str) -> PermanentError:
 def validate(signal: Signal, config: Config, strategy: StrategyConfig | None = None) -> None:
     """Raise PermanentError (with its reason code) if the signal cannot be traded.
     `strategy`: the effective strategy config (a run's overrides applied), if not the file's."""
+    if not 0 < len(signal.id) <= MAX_ID_LENGTH or not signal.id.isprintable():
+        # The id travels as every derived event's correlation_id, down to the ledger's rows:
+        # a NUL there (PostgreSQL refuses it in text) left a venue fill unbookable.
+        raise _reject(ErrorCode.SCHEMA_VIOLATION, "signal id must be 1-200 printable characters")
     configured = config.strategies.get(signal.strategy)
     if configured is None:
         raise _reject(ErrorCode.UNKNOWN_STRATEGY, f"unknown strategy {signal.strategy!r}")
