@@ -31,6 +31,7 @@ from tradebus_common.cli.services import SERVICE_NAMES
 from tradebus_common.cli.up import wait_healthy
 from tradebus_common.codec import decode
 from tradebus_common.errors import PermanentError
+from tradebus_common.mirror import StreamMirror
 from tradebus_common.stack.servers import NatsServer, Postgres, free_port
 
 from ..support.emulator import CREDENTIALS_ENV, BinanceEmulator
@@ -473,22 +474,22 @@ def emulator_fills(stack: ChaosStack) -> list[tuple[str, str, str, Decimal]]:
 
 
 async def paper_fills(url: str) -> list[tuple[str, str, str, Decimal]]:
+    """Every fill in the paper venue's own order records (KV `paper_venue`), read through a
+    complete copy of the bucket."""
     nc = await nats.connect(url)
+    mirror = StreamMirror.of_bucket(nc.jetstream(), "paper_venue", lambda: 0)
     try:
-        kv = await nc.jetstream().key_value("paper_venue")
-        try:
-            keys = await kv.keys()
-        except nats.js.errors.NoKeysError:
-            return []
+        await mirror.start()
         out = []
-        for key in keys:
-            raw = msgspec.json.decode((await kv.get(key)).value or b"{}")
+        for found in mirror.values().values():
+            raw = msgspec.json.decode(found.data or b"{}")
             if not isinstance(raw, dict) or "client_order_id" not in raw:
                 continue
             for f in raw.get("fills", []):
                 out.append(("paper", raw["client_order_id"], f["trade_id"], Decimal(f["quantity"])))
         return out
     finally:
+        await mirror.stop()
         await nc.close()
 
 

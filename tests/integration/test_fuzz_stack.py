@@ -137,7 +137,7 @@ class Outcomes:
             if self.caused.get(i):
                 return "reason " + "/".join(sorted(set(self.caused[i]) - {"alert"}) or ["alert"])
         if sent.repeat_of and self.caused.get(sent.repeat_of):
-            return "repeat of an earlier command id"
+            return "repeat of an earlier message's id"
         return ""
 
 
@@ -196,6 +196,8 @@ def _add_own_ids(sent: list[Sent]) -> None:
 
 
 def _own_id(sent: Sent) -> str:
+    if sent.kind == "unknown":  # no consumer: nothing it causes
+        return ""
     if sent.kind in CONTROL_KINDS:
         return _command_id(sent.body, sent.subject, sent.msg_id)
     try:

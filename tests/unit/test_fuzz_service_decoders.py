@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from nats.aio.msg import Msg
 
 from tradebus_common import subjects
+from tradebus_common.codec import decode
 from tradebus_common.control import _ControlBody, parse_control
 from tradebus_common.errors import ErrorCode, PermanentError
 from tradebus_common.events import (
@@ -29,6 +30,7 @@ from tradebus_common.events import (
     OrderSubmitted,
     TradingStateChanged,
 )
+from tradebus_execution_gateway.algos.reports import invalid_params
 from tradebus_execution_gateway.service import decode_order_flow
 from tradebus_position_ledger.service import decode_ingest
 from tradebus_risk_gate.service import decode_message
@@ -186,3 +188,23 @@ def test_a_halt_with_a_huge_id_and_operator_stays_small_enough_to_announce():
     assert cmd.action is ControlAction.HALT
     assert len(cmd.id) <= 200 and len(cmd.operator) <= 500
     assert cmd.id == parse_control(body, subjects.CONTROL_HALT, "other").id  # stable
+
+
+@pytest.mark.parametrize(
+    ("horizon_s", "interval_s", "refused"),
+    [(1e8, 1.0, True), (1e308, 1e-308, True), (86_400.0, 1.0, False), (60.0, 10.0, False)],
+)
+def test_a_twap_of_too_many_slices_fails_instead_of_filling_memory(horizon_s, interval_s, refused):
+    """A valid signal could ask for horizon 1e8 s in 1 s slices: the gateway would build a list
+    of 1e8 slices (~1.5 GB; 1e7 measured 152 MB). It now fails the algo (AlgoProgress FAILED
+    with the reason)."""
+    approval = decode(
+        msgspec.json.encode(
+            {
+                **body_of(OrderApproved),
+                "algo": {"kind": "twap", "horizon_s": horizon_s, "interval_s": interval_s},
+            }
+        ),
+        OrderApproved,
+    )
+    assert bool(invalid_params(approval)) is refused

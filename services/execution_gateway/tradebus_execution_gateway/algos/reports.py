@@ -19,6 +19,8 @@ from ..quality import measure
 from .plan import ChildView, Market, view_of
 from .state import AlgoChild, AlgoState
 
+MAX_TWAP_SLICES = 100_000  # a day at one slice a second fits
+
 
 def child_order(parent: OrderApproved, child: AlgoChild) -> OrderApproved:
     """The approval a child is sent as: the parent's, with the child's size, price and id."""
@@ -50,6 +52,9 @@ def invalid_params(order: OrderApproved) -> str:
     assert algo is not None
     if algo.kind is AlgoKind.TWAP and not (algo.horizon_s and algo.interval_s):
         return "twap needs horizon_s and interval_s > 0"
+    if algo.kind is AlgoKind.TWAP and algo.horizon_s / algo.interval_s > MAX_TWAP_SLICES:
+        # twap_slices builds one entry per slice: 1e8 of them is ~1.5 GB in the gateway (Q1)
+        return f"twap horizon_s / interval_s is over {MAX_TWAP_SLICES} slices"
     if algo.kind is AlgoKind.ICEBERG and not (algo.display_quantity and algo.display_quantity > 0):
         return "iceberg needs display_quantity > 0"
     if algo.kind is AlgoKind.LIMIT_THEN_MARKET and algo.timeout_s is None:
