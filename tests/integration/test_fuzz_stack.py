@@ -1,7 +1,7 @@
 """Q1 at the stack: a storm of hostile messages on every input subject, against all services
 in-process on real NATS + PostgreSQL. Afterwards:
 
-* no service crashed (every service task alive, no HEARTBEAT_MISSING);
+* no service crashed (every service task alive, no HEARTBEAT_MISSING) or lost its connection;
 * every message ended in a dead letter (MessageDeadLettered, with its reason code) or with a
   reason event (OrderDenied, TradingStateChanged, ...), or was acked with nothing to do
   (cancel-all with nothing open); every consumer is drained: nothing stuck, nothing lost;
@@ -30,7 +30,14 @@ import pytest
 
 from tradebus_common import subjects
 from tradebus_common.control import parse_control
-from tradebus_common.events import AlertCode, DenyReason, Fill, OrderApproved, OrderIntent
+from tradebus_common.events import (
+    AlertCode,
+    DenyReason,
+    Fill,
+    OrderApproved,
+    OrderIntent,
+    StrategyCommand,
+)
 
 from ..support.bus import collect, publish_raw, set_price
 from ..support.hostile import body_of, broken, garbage
@@ -53,6 +60,10 @@ SUBJECTS: dict[str, tuple[int, list[str]]] = {
     "approval": (3, [subjects.approved("paper")]),
     "fill": (4, ["trading.fill.paper.BTC-USDT", "trading.fill.\u0412\u0422\u0421.x"]),
     "tick": (2, ["md.paper.BTC-USDT"]),
+    "command": (
+        1,
+        [subjects.strategy_command("demo"), "trading.strategy.\u0412\u0422\u0421.command"],
+    ),
     "halt": (1, [subjects.CONTROL_HALT]),
     "resume": (1, [subjects.CONTROL_RESUME]),
     "reduce": (1, [subjects.CONTROL_REDUCE]),
@@ -78,6 +89,8 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "approval": {**body_of(OrderApproved), "venue": "paper", "symbol": "BTC/USDT"},
     "fill": {**body_of(Fill), "venue": "paper", "symbol": "BTC/USDT", "strategy": "demo"},
     "tick": {"type": "md.tick", "venue": "paper", "symbol": "BTC/USDT", "price": "20000"},
+    # only ever `status` (or broken): a storm that stopped the demo strategy would be valid
+    "command": {**body_of(StrategyCommand), "strategy": "demo", "action": "status"},
 }
 CONTROL_BODIES = [
     b"",
@@ -296,6 +309,7 @@ async def test_hostile_storm_on_every_input_subject(stack, nc, config):
     # No service died, none stopped heartbeating, no consumer holds anything back.
     for name in SERVICES:
         assert not stack.running[name][1].done(), f"{name} stopped"
+        assert stack.runner(name).ctx.bus.reconnects() == 0, f"{name} lost its connection"
     assert outcomes.alerts[AlertCode.HEARTBEAT_MISSING] == 0
     assert all(v == (0, 0) for v in busy.values()), busy
     # Every message that has a consumer ended somewhere with a reason.

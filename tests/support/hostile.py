@@ -282,7 +282,7 @@ STRUCTURALLY_BAD_NUMBERS: list[bytes] = [
     b'"abc"',
     b'"1e-41"',
 ]
-ENUM_FIELDS = {"side", "order_type"}
+ENUM_FIELDS = {"side", "order_type", "action"}
 # Numbers that decode but must not be traded or booked (quantity or price <= 0).
 NON_POSITIVE = [b'"0"', b'"-1"', b'"-0"', b"-0.0", b'"-1e-8"']
 # Fields that, broken, make each body unusable (required, or a number that must be > 0).
@@ -292,6 +292,7 @@ BREAKABLE: dict[str, list[str]] = {
     "approval": ["quantity", "side", "order_type", "client_order_id", "intent_id"],
     "fill": ["quantity", "price", "side", "trade_id", "client_order_id"],
     "tick": ["price"],
+    "command": ["action", "strategy"],
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import msgspec
@@ -16,6 +17,7 @@ from tradebus_common.events import (
     ControlAction,
     ControlCommand,
     Event,
+    LedgerSnapshot,
     MarketTick,
     OrderApproved,
     OrderType,
@@ -205,42 +207,80 @@ class HaltHandler:
         )
 
 
+SnapshotReader = Callable[[], Awaitable[LedgerSnapshot | None]]
+
+
 class CancelAllHandler:
     """trading.control.cancel-all (the risk-gate sends one with every halt): cancel working
     orders in scope and, with `flatten`, close the positions in scope with market orders that
-    only reduce (R4). They bypass the gate on purpose: it is halted, and closing is the point."""
+    only reduce (R4). They bypass the gate on purpose: it is halted, and closing is the point.
 
-    def __init__(self, venues: dict[str, Venue], approvals: ApprovedOrderHandler) -> None:
+    What to close: a paper venue knows each strategy's position from its own fills. A real
+    venue does not (a spot account also holds coins from before tradebus, which must not be
+    sold), so there the positions are the ledger's, from its newest snapshot, and a long is
+    never sold beyond what the venue holds (a base-currency fee leaves it a little less)."""
+
+    def __init__(
+        self,
+        venues: dict[str, Venue],
+        approvals: ApprovedOrderHandler,
+        snapshot: SnapshotReader | None = None,
+    ) -> None:
         self.venues = venues
         self.approvals = approvals
+        self.snapshot = snapshot
 
     async def __call__(self, cmd: ControlCommand) -> list[Event]:
         if cmd.action is not ControlAction.CANCEL_ALL:
             raise PermanentError(f"gateway does not handle {cmd.action}", ErrorCode.INVALID_COMMAND)
         events = await cancel_in_scope(self.venues, cmd.scope, cmd.id, f"cancel-all: {cmd.reason}")
         if cmd.flatten:
-            for order in self._flatten_orders(cmd):
+            for order in await self._flatten_orders(cmd):
                 events += await self.approvals(order)
         return events
 
-    def _flatten_orders(self, cmd: ControlCommand) -> list[OrderApproved]:
+    async def _flatten_orders(self, cmd: ControlCommand) -> list[OrderApproved]:
         orders = []
         for name, venue in self.venues.items():
-            if not isinstance(venue, PaperVenue):
-                continue
-            for (symbol, strategy), qty in venue.positions_by_strategy().items():
-                probe = VenueOrder(
-                    client_order_id="",
-                    venue_order_id="",
-                    symbol=symbol,
-                    side=Side.BUY,
-                    quantity=qty,
-                    status=VenueOrderStatus.OPEN,
-                    strategy=strategy,
-                )
-                if in_scope(cmd.scope, name, probe):
+            if isinstance(venue, PaperVenue):
+                held = venue.positions_by_strategy()
+            else:
+                held = await self._ledger_positions(name, venue)
+            for (symbol, strategy), qty in held.items():
+                if in_scope(cmd.scope, name, _probe(symbol, strategy)):
                     orders.append(flatten_order(cmd, name, symbol, strategy, qty))
         return orders
+
+    async def _ledger_positions(self, name: str, venue: Venue) -> dict[tuple[str, str], Decimal]:
+        snapshot = await self.snapshot() if self.snapshot else None
+        if snapshot is None:
+            log.error("flatten: no ledger snapshot; positions left open", extra={"venue": name})
+            return {}
+        holding = {p.symbol: p.quantity for p in await venue.positions()}
+        out: dict[tuple[str, str], Decimal] = {}
+        for p in snapshot.positions:
+            if p.venue != name or p.quantity == 0:
+                continue
+            qty = p.quantity
+            if qty > 0:  # sell what is there, never more
+                qty = min(qty, max(holding.get(p.symbol, Decimal(0)), Decimal(0)))
+                holding[p.symbol] = holding.get(p.symbol, Decimal(0)) - qty
+            if qty != 0:
+                out[(p.symbol, p.strategy)] = out.get((p.symbol, p.strategy), Decimal(0)) + qty
+        return out
+
+
+def _probe(symbol: str, strategy: str) -> VenueOrder:
+    """A stand-in order, to ask in_scope about a position."""
+    return VenueOrder(
+        client_order_id="",
+        venue_order_id="",
+        symbol=symbol,
+        side=Side.BUY,
+        quantity=Decimal(0),
+        status=VenueOrderStatus.OPEN,
+        strategy=strategy,
+    )
 
 
 def flatten_order(

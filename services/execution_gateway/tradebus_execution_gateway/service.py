@@ -15,6 +15,7 @@ from tradebus_common.control import control_decoder
 from tradebus_common.events import (
     ControlCommand,
     Event,
+    LedgerSnapshot,
     MarketTick,
     ModifyOrder,
     OrderApproved,
@@ -89,7 +90,15 @@ async def build(ctx: ServiceContext) -> None:
     metrics.watch_open_orders(ctx, venues)  # tradebus_open_orders, sampled per venue
     approvals = ApprovedOrderHandler(venues, journal, resolver)
     halts = HaltHandler(venues)
-    cancel_all = CancelAllHandler(venues, approvals)
+    account = ctx.config.risk.account
+
+    async def ledger_snapshot() -> LedgerSnapshot | None:
+        found = await ctx.bus.last_event(
+            subjects.STREAM_TRADING, subjects.ledger_snapshot(account), LedgerSnapshot
+        )
+        return found[0] if found else None
+
+    cancel_all = CancelAllHandler(venues, approvals, ledger_snapshot)
     orders = await build_order_management(ctx, venues, approvals)  # algos, cancel/modify, TTL
 
     async def on_order_flow(event: Any) -> list[Event]:
