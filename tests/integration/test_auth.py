@@ -191,11 +191,42 @@ async def test_a_strategy_publishes_only_its_own_signals(
         await me.refused(subjects.CONTROL_RESUME)  # no resume
         await me.refused(subjects.CONTROL_MODE)
         await me.refused("trading.>")  # no wildcard publishing
-        with contextlib.suppress(Exception):  # no reading the trading stream either
-            await me.nc.subscribe(subjects.FILL_ALL)
+        with contextlib.suppress(Exception):  # nor another strategy's feedback
+            await me.nc.subscribe(subjects.denied("momentum"))
         await me.nc.flush()
         error = await asyncio.wait_for(me.refusals.get(), REFUSAL_TIMEOUT_S)
         assert "subscription" in error.lower()
+
+
+async def test_a_strategy_reads_its_own_feedback_through_the_sdk(
+    server: NatsServer, auth: AuthLayout, admin: NATS
+):
+    """S6 under auth: my_events (live) needs only the strategy's own credentials."""
+    from decimal import Decimal
+
+    from tradebus_common.codec import encode
+    from tradebus_common.sdk import my_events
+
+    def fill(strategy: str) -> ev.Fill:
+        return ev.Fill(
+            venue="paper", symbol="BTC/USDT", strategy=strategy, client_order_id=f"c-{strategy}",
+            trade_id=f"t-{strategy}", side=ev.Side.BUY, quantity=Decimal("1"), price=Decimal("1"),
+        )  # fmt: skip
+
+    async with as_identity(server, auth, "strategy-demo") as me:
+        assert me.nc is not None
+        events = my_events(me.nc, "demo")
+        first = asyncio.ensure_future(events.__anext__())
+        for _ in range(50):  # until its subscriptions are in place: live, so sent again
+            for strategy in ("momentum", "demo"):  # someone else's fill first: filtered out
+                await admin.publish(subjects.fill("paper", "BTC/USDT"), encode(fill(strategy)))
+            await asyncio.wait([first], timeout=0.1)
+            if first.done():
+                break
+        got = await asyncio.wait_for(first, REFUSAL_TIMEOUT_S)
+        assert isinstance(got, ev.Fill) and got.strategy == "demo"
+        assert me.refusals.empty()
+        await events.aclose()
 
 
 async def test_only_the_operator_may_resume_change_mode_or_accept(

@@ -159,3 +159,29 @@ async def test_every_venue_call_reports_its_latency(stack, nc):
     [seen] = await latencies.wait_for(lambda e: isinstance(e, ev.VenueLatencyObserved))
     assert (seen.venue, seen.operation, seen.ok) == ("paper", "create_order", True)
     assert seen.latency_ms >= 0 and seen.correlation_id == "sig-1"
+
+
+async def test_a_backlog_is_submitted_together_once_each_and_a_halt_keeps_its_place(stack, nc):
+    """Approvals waiting before the gateway starts come as one fetch: plain ones are sent
+    concurrently, a repeated client order id still makes one order, and a cancel-all in the
+    middle cancels what rests before it and nothing after it."""
+    await stack.start("execution-gateway")
+    await tick(nc, "100")
+    await stack.stop("execution-gateway")
+    for n in range(1, 6):  # resting limit buys
+        await publish_event(nc, approved(n))
+    await publish_raw(  # a repeat of #1 (a new stream message, the same order)
+        nc, "trading.order.approved.paper", encode(approved(1)), {"Nats-Msg-Id": "again-1"}
+    )
+    await publish_event(nc, ev.ControlCommand(action=ev.ControlAction.CANCEL_ALL, reason="t"))
+    for n in range(6, 9):
+        await publish_event(nc, approved(n))
+    orders = await collect(nc, "trading.order.>")
+    await stack.start("execution-gateway")
+    accepted = await orders.wait_for(lambda e: isinstance(e, ev.OrderAccepted), count=8)
+    canceled = await orders.wait_for(lambda e: isinstance(e, ev.OrderCanceled), count=5)
+    assert len({e.client_order_id for e in accepted}) == 8
+    before = {client_order_id(f"intent-{n}") for n in range(1, 6)}
+    assert {e.client_order_id for e in canceled} == before
+    kv = await nc.jetstream().key_value("paper_venue")
+    assert len([k for k in await kv.keys() if ".order." in k]) == 8  # one venue order each

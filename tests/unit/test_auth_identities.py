@@ -84,7 +84,13 @@ def test_a_strategy_publishes_only_its_own_signals():
     assert may_publish(me, "trading.signal.demo")
     assert not may_publish(me, "trading.signal.momentum")
     assert not may_publish(me, "trading.fill.paper.BTC-USDT")
-    assert me.sub == ["_INBOX.>"]
+    # it reads only its feedback: fills, its own denials and rejections (the SDK's my_events)
+    assert me.sub == [
+        "_INBOX.>",
+        "trading.fill.>",
+        "trading.order.denied.demo",
+        "trading.strategy.demo.rejected",
+    ]
 
 
 def test_each_catalogue_event_subject_has_its_publishing_service():

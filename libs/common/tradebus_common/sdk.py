@@ -77,11 +77,14 @@ def _mine(event: Any, strategy: str) -> bool:
 async def my_events(
     nc: NATS, strategy: str, from_start: bool = False
 ) -> AsyncIterator[StrategyEvent]:
-    """The strategy's own fills, risk denials and signal rejections, as they happen (from the
-    start of the stream with from_start). Ordered JetStream consumers: a reconnect resumes
-    where it left off instead of losing events."""
+    """The strategy's own fills, risk denials and signal rejections, as they happen.
+
+    Live (the default): plain subscriptions, which a strategy's own credentials allow (with
+    auth on a strategy may read its fills, denials and rejections, nothing else); they are
+    made again after a reconnect, and the stream keeps whatever passed meanwhile.
+    from_start=True reads the stream from its start through ordered JetStream consumers, which
+    needs reading rights on the stream (the observer or operator credentials)."""
     queue: asyncio.Queue[StrategyEvent] = asyncio.Queue()
-    policy = api.DeliverPolicy.ALL if from_start else api.DeliverPolicy.NEW
 
     async def on_msg(msg: Any) -> None:
         with contextlib.suppress(PermanentError):  # not an event we know: not ours
@@ -89,11 +92,17 @@ async def my_events(
             if _mine(event, strategy):
                 queue.put_nowait(event)
 
-    js = nc.jetstream()
-    subs = [
-        await js.subscribe(s, cb=on_msg, ordered_consumer=True, deliver_policy=policy)
-        for s in _subjects(strategy)
-    ]
+    if from_start:
+        js = nc.jetstream()
+        subs = [
+            await js.subscribe(
+                s, cb=on_msg, ordered_consumer=True, deliver_policy=api.DeliverPolicy.ALL
+            )
+            for s in _subjects(strategy)
+        ]
+    else:
+        subs = [await nc.subscribe(s, cb=on_msg) for s in _subjects(strategy)]
+        await nc.flush()
     try:
         while True:
             yield await queue.get()

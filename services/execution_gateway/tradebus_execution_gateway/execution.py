@@ -11,12 +11,13 @@ execution quality (E9), wired into the gateway's consumers by `service.py`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from nats.aio.msg import Msg
 
 from tradebus_common import subjects
+from tradebus_common.bus import BatchItem
 from tradebus_common.codec import decode
 from tradebus_common.events import (
     CancelOrder,
@@ -40,6 +41,10 @@ from .venues.base import Venue
 
 Handler = Callable[[Any], Awaitable[list[Event]]]
 COMMAND_SUBJECTS = [subjects.ORDER_CANCEL, subjects.ORDER_MODIFY]
+
+
+def _plain_approval(event: Any) -> bool:
+    return isinstance(event, OrderApproved) and event.algo is None
 
 
 def decode_command(msg: Msg) -> CancelOrder | ModifyOrder | None:
@@ -73,6 +78,49 @@ class OrderManagement:
                 return await self.observe([*stopped, *await self._route(event, inner)])
 
         return handle
+
+    def order_flow_batch(
+        self, inner: Handler
+    ) -> Callable[[Sequence[BatchItem]], Awaitable[list[list[Event]]]]:
+        """A backlog of the main consumer at once: plain approvals (no algo) between two
+        other messages are submitted concurrently (one venue round trip for the lot instead
+        of one after another); every other message, and every repeat of a client order id,
+        is handled alone and in stream order, so a halt still stops what follows it."""
+        handle = self.order_flow(inner)
+
+        async def batch(items: Sequence[BatchItem]) -> list[list[Event]]:
+            out: list[list[Event]] = []
+            start = 0
+            while start < len(items):
+                end = start
+                while end < len(items) and _plain_approval(items[end].event):
+                    end += 1
+                if end == start:
+                    out.append(await handle(items[start].event))
+                    start += 1
+                    continue
+                out += await self._concurrently([i.event for i in items[start:end]], inner)
+                start = end
+            return out
+
+        return batch
+
+    async def _concurrently(self, orders: list[OrderApproved], inner: Handler) -> list[list[Event]]:
+        async with self.lock:
+            firsts, seen = [], set()
+            for i, order in enumerate(orders):
+                if order.client_order_id not in seen:
+                    seen.add(order.client_order_id)
+                    firsts.append(i)
+            done = await asyncio.gather(*(inner(orders[i]) for i in firsts), return_exceptions=True)
+            failed = next((r for r in done if isinstance(r, BaseException)), None)
+            if failed is not None:  # the loop redoes the batch one by one (idempotent)
+                raise failed
+            results: dict[int, list[Event]] = dict(zip(firsts, done, strict=True))  # type: ignore[arg-type]
+            for i, order in enumerate(orders):  # repeats: after the first, one at a time
+                if i not in results:
+                    results[i] = list(await inner(order) or [])
+            return [await self.observe(list(results[i] or [])) for i in range(len(orders))]
 
     def observing(self, inner: Handler) -> Handler:
         """Any other handler (market ticks): its output observed, no lock."""

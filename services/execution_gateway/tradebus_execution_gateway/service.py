@@ -119,6 +119,7 @@ async def build(ctx: ServiceContext) -> None:
             ],
             decoder=decode_order_flow,
             handler=orders.order_flow(on_order_flow),
+            batch_handler=orders.order_flow_batch(on_order_flow),
         )
     )
     paper = [name for name, v in venues.items() if isinstance(v, PaperVenue)]

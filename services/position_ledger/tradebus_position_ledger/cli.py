@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sys
+import time
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -255,9 +256,14 @@ async def cmd_replay(args: Any) -> int:
         print(f"replayed up to stream seq {seq}/{total}", file=sys.stderr, flush=True)
 
     async with connected(args) as nc:
+        started = time.perf_counter()
         result = await replay(nc, dsn, set(config.strategies), progress, keep=args.keep)
+        elapsed = time.perf_counter() - started
     if args.json:
-        print(json.dumps(_result_json(result), indent=2, default=str))
+        out = {**_result_json(result), "elapsed_s": round(elapsed, 3)}
+        # the stream messages read (every event up to the live ledger's sequence), per second
+        out["events_per_s"] = round(result.up_to_seq / elapsed) if elapsed > 0 else 0
+        print(json.dumps(out, indent=2, default=str))
     elif result.identical:
         print(f"identical: {result.replayed} fills replayed up to stream seq {result.up_to_seq}")
     else:

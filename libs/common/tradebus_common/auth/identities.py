@@ -252,7 +252,9 @@ def strategy_identity(strategy: str) -> Identity:
         name=f"strategy-{s.token(strategy)}",
         description=f"strategy {strategy}: publishes only its own signals",
         pub=[s.signal(strategy), *CONTROL_ANYONE],
-        sub=[INBOX],
+        # its feedback (the SDK's my_events): fills (by venue/symbol, so every strategy's),
+        # its own denials and signal rejections
+        sub=[INBOX, s.FILL_ALL, s.denied(strategy), s.strategy_rejected(strategy)],
         pub_deny=STREAM_ADMIN,
     )
 

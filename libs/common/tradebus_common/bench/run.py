@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import alerts, baseline, checks, halt, pipeline
+from . import alerts, baseline, checks, halt, pipeline, stages
 from .figures import Figure
 from .stack import BenchStack, peak_rss_mb
 
@@ -27,11 +27,25 @@ class Plan:
     risk_checks: int
     book_orders: int = 1000  # open paper orders when the halt lands (R4's figure)
     book_rounds: int = 2
+    gateway_burst: int = 2000
+    gateway_paced: int = 300
 
 
 QUICK = Plan(500, 200, 5, [250, 500, 1000, 2000, 3000], 3, 20, 2000, 50, 20_000)
 FULL = Plan(
-    3000, 200, 30, [250, 500, 1000, 2000, 3000, 4000], 30, 100, 10000, 200, 100_000, 1000, 5
+    3000,
+    200,
+    30,
+    [250, 500, 1000, 2000, 3000, 4000],
+    30,
+    100,
+    10000,
+    200,
+    100_000,
+    1000,
+    5,
+    10_000,
+    1000,
 )
 
 
@@ -59,20 +73,28 @@ async def measure(
 ) -> dict[str, Figure]:
     progress("raw JetStream baseline")
     base = await baseline.measure_baseline(stack.url, plan.baseline_n)
-    progress(f"end-to-end latency at {plan.e2e_rate:.0f} signals/s for {plan.e2e_seconds}s")
-    figs = await pipeline.end_to_end(stack.url, plan.e2e_rate, plan.e2e_seconds)
-    progress("sustained throughput")
-    figs["sustained"] = await pipeline.sustained(stack.url, plan.load_rates, plan.load_seconds)
-    progress("halt propagation")
-    figs["halt_p99"] = await pipeline.halt_propagation(stack.url, plan.halt_rounds)
-    progress(f"halt propagation with {plan.book_orders} open orders")
-    figs.update(await halt.halt_with_open_orders(stack.url, plan.book_orders, plan.book_rounds))
+    figs: dict[str, Figure] = {}
+    # The quiet measurements first: a later load step can leave the stack a backlog.
     progress(f"risk check cost over {plan.risk_checks} intents, in process")
     figs["risk_check_p99"] = checks.risk_check_cost(plan.risk_checks)
     progress("alert to webhook")
     figs["alert_p99"] = await alerts.alert_to_sink(stack.url, receiver, plan.alerts, 20)
+    progress("halt propagation")
+    figs["halt_p99"] = await pipeline.halt_propagation(stack.url, plan.halt_rounds)
     progress(f"ledger ingest of {plan.ingest_fills} fills")
     figs["ledger_ingest"] = await pipeline.ledger_ingest(stack.url, plan.ingest_fills)
+    progress(f"end-to-end latency at {plan.e2e_rate:.0f} signals/s for {plan.e2e_seconds}s")
+    figs.update(await pipeline.end_to_end(stack.url, plan.e2e_rate, plan.e2e_seconds))
+    progress("sustained throughput")
+    figs["sustained"] = await pipeline.sustained(stack.url, plan.load_rates, plan.load_seconds)
+    progress(f"halt propagation with {plan.book_orders} open orders")
+    figs.update(await halt.halt_with_open_orders(stack.url, plan.book_orders, plan.book_rounds))
+    progress(f"execution-gateway alone: a burst of {plan.gateway_burst} approvals")
+    figs.update(await stages.gateway(stack.url, plan.gateway_burst, plan.gateway_paced, 100))
+    progress("ledger replay of the whole stream")
+    assert stack.postgres is not None
+    config = str(stack.root / "tradebus.toml")
+    figs["ledger_replay"] = await stages.replay_rate(stack.url, stack.postgres.dsn, config)
     for name, pid in stack.pids().items():
         rss = peak_rss_mb(pid)
         if rss is not None:
@@ -93,6 +115,9 @@ def attach_baselines(figs: dict[str, Figure], base: dict[str, Figure]) -> None:
         "halt_book_cancel_p99": "publish_p99",
         "halt_book_canceled_p99": "publish_p99",
         "ledger_ingest": "consume_ack",
+        "ledger_replay": "consume_ack",
+        "gateway_orders": "consume_ack",
+        "gateway_p99": "publish_p99",
         "alert_p99": "publish_p99",
     }
     pairs.update({k: "rpc_p50" for k in figs if k.startswith("hop_")})
