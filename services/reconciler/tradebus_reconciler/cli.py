@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,15 +64,13 @@ def register(subparsers: Any, client_opts: Any) -> None:
 
 
 def _extend_reconcile(subparsers: Any, client_opts: Any) -> None:
-    """`tradebus reconcile` is defined by the common CLI; add --accept to it."""
-    p = subparsers.choices.get("reconcile")
-    if p is None:  # not there (an older common CLI): define it whole
-        p = subparsers.add_parser("reconcile", help="reconcile ledger and venue now")
-        client_opts(p)
-        p.add_argument("--json", action="store_true")
-        p.add_argument("--venue")
-        p.add_argument("--operator", default="")
-        p.add_argument("--timeout", type=float, default=15.0)
+    """`tradebus reconcile [--json] [--venue V] [--accept --operator NAME]`."""
+    p = subparsers.add_parser("reconcile", help="reconcile ledger and venue now")
+    client_opts(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--venue")
+    p.add_argument("--operator", default="")
+    p.add_argument("--timeout", type=float, default=15.0)
     p.add_argument(
         "--accept", action="store_true", help="accept the last report: open the startup gate"
     )
@@ -111,6 +110,22 @@ def render_report(r: ReconReport) -> str:
     return "\n".join(lines)
 
 
+def _answers_reconcile(cmd_id: str) -> Callable[[Any], bool]:
+    def match(e: Any) -> bool:
+        if isinstance(e, ReconReport):
+            return e.causation_id == cmd_id
+        return isinstance(e, MessageDeadLettered) and e.headers.get(MSG_ID) == cmd_id
+
+    return match
+
+
+def _all_reports_in(found: list[Any]) -> bool:
+    """Done when the reconciler refused, or every venue's report (of_total) is in."""
+    reports = [e for e in found if isinstance(e, ReconReport)]
+    refused = any(isinstance(e, MessageDeadLettered) for e in found)
+    return refused or (bool(reports) and len(reports) >= reports[0].of_total)
+
+
 async def _run_now(args: Any) -> int:
     cmd = ControlCommand(
         action=ControlAction.RECONCILE,
@@ -123,8 +138,8 @@ async def _run_now(args: Any) -> int:
             nc,
             cmd,
             [subjects.RECON_REPORT, subjects.deadletter("reconciler")],
-            client._answers_reconcile(cmd.id),
-            client._all_reports_in,
+            _answers_reconcile(cmd.id),
+            _all_reports_in,
             args.timeout,
         )
     refused = [e for e in found if isinstance(e, MessageDeadLettered)]

@@ -31,7 +31,6 @@ from ..events import (
     Heartbeat,
     MessageDeadLettered,
     OrderType,
-    ReconReport,
     Side,
     Signal,
     TradingStateChanged,
@@ -244,49 +243,6 @@ async def cmd_resume(args: Any) -> int:
     if not args.operator.strip():
         raise ClientError("resume needs --operator NAME")
     return await _control(args, ControlAction.RESUME, args.reason, args.operator)
-
-
-def _answers_reconcile(cmd_id: str) -> Callable[[Any], bool]:
-    def match(e: Any) -> bool:
-        if isinstance(e, ReconReport):
-            return e.causation_id == cmd_id
-        return isinstance(e, MessageDeadLettered) and e.headers.get(MSG_ID) == cmd_id
-
-    return match
-
-
-def _all_reports_in(found: list[Any]) -> bool:
-    reports = [e for e in found if isinstance(e, ReconReport)]
-    refused = any(isinstance(e, MessageDeadLettered) for e in found)
-    return refused or (bool(reports) and len(reports) >= reports[0].of_total)
-
-
-async def cmd_reconcile(args: Any) -> int:
-    cmd = ControlCommand(
-        action=ControlAction.RECONCILE,
-        operator=args.operator,
-        scope=args.venue or "global",
-        reason="on demand",
-    )
-    async with connected(args) as nc:
-        found = await _publish_and_collect(
-            nc,
-            cmd,
-            [subjects.RECON_REPORT, subjects.deadletter("reconciler")],
-            _answers_reconcile(cmd.id),
-            _all_reports_in,
-            args.timeout,
-        )
-    refused = [e for e in found if isinstance(e, MessageDeadLettered)]
-    if refused:
-        raise ClientError(f"reconciler refused the request: {refused[0].error}")
-    if not found:
-        raise ClientError(
-            f"no reconciliation report within {args.timeout}s (is the reconciler running?)"
-        )
-    for report in found:
-        print(json.dumps(msgspec.to_builtins(report)) if args.json else render(report))
-    return 0 if all(r.clean for r in found) else 3
 
 
 async def cmd_tail(args: Any) -> int:

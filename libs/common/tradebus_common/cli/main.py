@@ -110,13 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="a heartbeat older than this many seconds is unhealthy",
     )
 
-    p = sub.add_parser("reconcile", help="compare ledger and venue positions now")
-    _client_opts(p)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--venue")
-    p.add_argument("--operator", default="")
-    p.add_argument("--timeout", type=float, default=15.0)
-
     for module in service_cli_modules():
         module.register(sub, _client_opts)
     for module in _ops_cli_modules():  # tradebus auth ..., tradebus config show
@@ -163,7 +156,6 @@ ASYNC_COMMANDS = {
     "halt": client.cmd_halt,
     "resume": client.cmd_resume,
     "status": client.cmd_status,
-    "reconcile": client.cmd_reconcile,
 }
 
 
