@@ -14,14 +14,14 @@ from datetime import datetime
 from decimal import Decimal
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from tradebus_common import subjects
 from tradebus_common.bus import Bus
-from tradebus_common.codec import decoder_for
+from tradebus_common.codec import decode, decoder_for
 from tradebus_common.config import VenueConfig
-from tradebus_common.errors import TransientError
+from tradebus_common.errors import PermanentError, TransientError
 from tradebus_common.events import (
     MarketTick,
     OrderApproved,
@@ -30,6 +30,7 @@ from tradebus_common.events import (
     Side,
     VenueTradeView,
 )
+from tradebus_common.mirror import StreamMirror
 
 from . import matching
 from .base import VenueFill, VenueOrder, VenueOrderStatus
@@ -51,22 +52,42 @@ class PaperVenue:
         # exactly from the orders in KV after a restart (no second record to drift).
         self._balances: dict[str, Decimal] = defaultdict(Decimal, config.starting_balances)
         self._trades: dict[str, VenueTradeView] = {}  # trade id -> execution
+        self.market = StreamMirror(
+            bus.js, subjects.STREAM_MARKET, subjects.market_all(name), bus.reconnects
+        )
+
+    async def _last_tick(self, symbol: str) -> tuple[MarketTick, int] | None:
+        """The newest tick and its MARKET sequence, from the copy (no round trip per order)."""
+        found = await self.market.get(subjects.market(self.name, symbol))
+        if found is None or found.data is None:
+            return None
+        try:
+            return decode(found.data, MarketTick), found.seq
+        except PermanentError:
+            return None
 
     def _key(self, client_order_id: str) -> str:
         return f"{subjects.token(self.name)}.order.{client_order_id}"
 
     async def load(self) -> None:
-        """Rebuild positions and the resting book from the stored orders (after a restart)."""
+        """Rebuild positions and the resting book from the stored orders (after a restart),
+        from a complete copy of the bucket (KeyValue.keys() can come back short under load),
+        and start the copy of the newest market tick per symbol."""
+        stored = StreamMirror.of_bucket(
+            self.bus.js, subjects.BUCKET_PAPER_VENUE, self.bus.reconnects
+        )
+        await stored.start()
         try:
-            keys = await self.kv.keys()
-        except NoKeysError:  # an empty bucket: nothing to rebuild
-            keys = []
-        prefix = f"{subjects.token(self.name)}.order."
-        for key in keys:
-            if key.startswith(prefix):
-                order = await self.fetch_order(key[len(prefix) :])
-                if order is not None:
-                    self._track(None, order)
+            prefix = f"$KV.{subjects.BUCKET_PAPER_VENUE}.{subjects.token(self.name)}.order."
+            for key, found in sorted(stored.values().items()):
+                if key.startswith(prefix) and found.data:
+                    self._track(None, _order_decoder.decode(found.data))
+        finally:
+            await stored.stop()
+        await self.market.start()
+
+    async def close(self) -> None:
+        await self.market.stop()
 
     async def fetch_order(self, client_order_id: str, symbol: str = "") -> VenueOrder | None:
         found = await self._get(client_order_id)
@@ -81,9 +102,7 @@ class PaperVenue:
 
     async def submit(self, order: OrderApproved) -> VenueOrder:
         await self._latency()
-        existing = await self.fetch_order(order.client_order_id)
-        if existing is not None:
-            return existing
+        # Idempotent by the create below (a repeat finds the stored outcome): no read first.
         outcome = await self._on_arrival(order)
         try:
             await self.kv.create(self._key(order.client_order_id), _encoder.encode(outcome))
@@ -202,7 +221,7 @@ class PaperVenue:
             correlation_id=order.correlation_id,
             exit_reason=order.exit_reason,
         )
-        market = await self.bus.last_market(self.name, order.symbol)
+        market = await self._last_tick(order.symbol)
         if market is None:
             return msgspec.structs.replace(
                 record,
