@@ -123,3 +123,17 @@ async def test_a_mirror_that_cannot_start_is_a_transient_error(nc):
     mirror = StreamMirror.of_bucket(nc.jetstream(), "no-such-bucket", _reconnects(nc))
     with pytest.raises(TransientError):
         await mirror.start()
+
+
+async def test_bucket_entries_is_every_live_key_with_its_newest_value_and_time(nc):
+    from tradebus_common.mirror import bucket_entries
+
+    kv = await _bucket(nc, "entries")
+    for i in range(500):
+        await kv.put(f"order.{i}", f"v{i}".encode())
+    await kv.put("order.7", b"newer")
+    await kv.delete("order.8")
+    found = await bucket_entries(kv)
+    assert len(found) == 499 and found["order.7"].data == b"newer"
+    assert "order.8" not in found and found["order.499"].ts is not None
+    assert await bucket_entries(await _bucket(nc, "empty")) == {}

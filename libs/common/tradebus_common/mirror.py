@@ -21,10 +21,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.client import JetStreamContext
+from nats.js.kv import KeyValue
 
 from .errors import TransientError
 
@@ -39,6 +41,7 @@ READY_TIMEOUT_S = 5.0
 class Mirrored:
     data: bytes | None  # None: deleted (kept, so an older in-flight put can't revive it)
     seq: int
+    ts: datetime | None = None  # when the stream stored it
 
 
 class StreamMirror:
@@ -144,7 +147,7 @@ class StreamMirror:
         meta = msg.metadata
         op = (msg.headers or {}).get(_KV_OPERATION)
         seq = meta.sequence.stream
-        self._apply(msg.subject, None if op in _DELETED else msg.data, seq)
+        self._apply(msg.subject, None if op in _DELETED else msg.data, seq, meta.timestamp)
         if self.on_message is not None and op not in _DELETED:
             try:
                 self.on_message(msg.subject, msg.data)
@@ -154,8 +157,27 @@ class StreamMirror:
         if meta.num_pending == 0:
             self._ready.set()
 
-    def _apply(self, subject: str, data: bytes | None, seq: int) -> None:
+    def _apply(
+        self, subject: str, data: bytes | None, seq: int, ts: datetime | None = None
+    ) -> None:
         held = self._values.get(subject)
         if held is not None and held.seq >= seq:
             return
-        self._values[subject] = Mirrored(data=data, seq=seq)
+        self._values[subject] = Mirrored(data=data, seq=seq, ts=ts)
+
+
+async def bucket_entries(kv: KeyValue) -> dict[str, Mirrored]:
+    """Every live key of a KV bucket with its newest value, from a complete copy.
+
+    Use this rather than KeyValue.keys() or a watchall() read up to its first None: nats-py
+    sends that marker when the consumer reports nothing pending, which can be while the
+    delivered messages are still on their way to the callback, so those reads can come back
+    short (seen under load). Readers at a restart must see every key."""
+    # nats-py keeps the bucket's name and JetStream context on the KeyValue it returns.
+    mirror = StreamMirror.of_bucket(kv._js, kv._name, lambda: 0)
+    await mirror.start()
+    try:
+        prefix = f"$KV.{kv._name}."
+        return {k[len(prefix) :]: v for k, v in mirror.values().items()}
+    finally:
+        await mirror.stop()

@@ -8,13 +8,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import NotFoundError
 
 from tradebus_common import subjects
 from tradebus_common.bus import Subscription, raise_if_cancelling, typed_decoder
 from tradebus_common.codec import decode
 from tradebus_common.errors import PermanentError
 from tradebus_common.events import Alert, Event, Heartbeat, VenueLatencyObserved, utcnow
+from tradebus_common.mirror import bucket_entries
 from tradebus_common.runtime import ServiceContext, ServiceSpec
 
 from .delivery import Dispatcher
@@ -31,14 +32,10 @@ log = logging.getLogger("tradebus.alerting")
 
 async def read_heartbeats(ctx: ServiceContext) -> list[Heartbeat]:
     kv = await ctx.bus.kv(subjects.BUCKET_HEALTH)
-    try:
-        keys = await kv.keys()
-    except NoKeysError:
-        return []
     beats = []
-    for key in keys:
-        with contextlib.suppress(KeyNotFoundError, PermanentError):
-            beats.append(decode((await kv.get(key)).value or b"", Heartbeat))
+    for found in (await bucket_entries(kv)).values():
+        with contextlib.suppress(PermanentError):
+            beats.append(decode(found.data or b"", Heartbeat))
     return beats
 
 

@@ -12,7 +12,6 @@ The reconciler reads (and for C4 may write) `client_order_id`, `approved_id`, `s
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime
 
 import msgspec
@@ -20,6 +19,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from tradebus_common.events import OrderApproved
+from tradebus_common.mirror import bucket_entries
 
 from .venues.base import VenueOrder
 
@@ -75,21 +75,15 @@ class Journal:
     async def put(self, entry: JournalEntry) -> None:
         await self.kv.put(entry.client_order_id, _encoder.encode(entry))
 
-    async def resolvable(self, timeout_s: float = 10.0) -> list[JournalEntry]:
-        """Every entry that may still be working or is unresolved, newest value per key."""
-        found: dict[str, JournalEntry] = {}
-        watcher = await self.kv.watchall()
-        try:
-            while (item := await watcher.updates(timeout=timeout_s)) is not None:
-                entry = None if item.operation is not None else _decode(item.value)
-                if entry is not None and entry.status in RESOLVABLE:
-                    found[item.key] = entry
-                else:
-                    found.pop(item.key, None)
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()
-        return sorted(found.values(), key=lambda e: e.client_order_id)
+    async def resolvable(self) -> list[JournalEntry]:
+        """Every entry that may still be working or is unresolved, newest value per key, from
+        a complete copy of the journal (a restart must see every order)."""
+        found = []
+        for stored in (await bucket_entries(self.kv)).values():
+            entry = _decode(stored.data)
+            if entry is not None and entry.status in RESOLVABLE:
+                found.append(entry)
+        return sorted(found, key=lambda e: e.client_order_id)
 
 
 def _decode(value: bytes | None) -> JournalEntry | None:

@@ -25,7 +25,6 @@ from typing import Any
 
 import msgspec
 from nats.aio.msg import Msg
-from nats.js.errors import NoKeysError
 
 from tradebus_common import subjects
 from tradebus_common.bus import Bus
@@ -36,6 +35,7 @@ from tradebus_common.events import (
     VenueOrderView,
     VenueTradeView,
 )
+from tradebus_common.mirror import bucket_entries
 from tradebus_common.runtime import ServiceContext
 
 from .venues.base import Venue, VenueOrder
@@ -90,13 +90,9 @@ def trade_views(order: VenueOrder) -> list[VenueTradeView]:
 
 async def _stored_orders(venue: Any) -> list[VenueOrder]:
     """Every order a KV-backed venue (paper) has stored: its whole trade history."""
-    try:
-        keys = await venue.kv.keys()
-    except NoKeysError:
-        return []
     prefix = f"{subjects.token(venue.name)}.order."
     orders = []
-    for key in keys:
+    for key in sorted(await bucket_entries(venue.kv)):  # a complete copy of the bucket
         if key.startswith(prefix):
             order = await venue.fetch_order(key[len(prefix) :])
             if order is not None:

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 from tradebus_common.bus import Bus
@@ -38,6 +37,7 @@ from tradebus_common.events import (
     Side,
 )
 from tradebus_common.ids import derive_id
+from tradebus_common.mirror import bucket_entries
 
 from .quality import TimedFill, measure
 
@@ -106,19 +106,10 @@ class OrderTracker:
         self._lock = asyncio.Lock()
 
     async def load(self) -> None:
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return
-        for key in keys:
-            if not key.startswith(PREFIX):
-                continue
-            try:
-                entry = await self.kv.get(key)
-            except KeyNotFoundError:
-                continue
-            if entry.value:
-                order = _decoder.decode(entry.value)
+        """Every tracked order, from a complete copy of the bucket."""
+        for key, found in (await bucket_entries(self.kv)).items():
+            if key.startswith(PREFIX) and found.data:
+                order = _decoder.decode(found.data)
                 self.orders[order.client_order_id] = order
 
     async def observe(self, events: list[Event]) -> list[Event]:

@@ -15,6 +15,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from tradebus_common.events import PositionView
+from tradebus_common.mirror import bucket_entries
 
 # Journal statuses that mean "we believe this order may still be working at the venue".
 # The gateway writes `submitting` before it sends, then the venue's status.
@@ -59,22 +60,10 @@ async def read_journal(kv: KeyValue, timeout_s: float = 10.0) -> dict[str, Journ
     """The latest entry per client order id, with when it was written (a watch carries the
     write time; a plain get does not)."""
     found: dict[str, JournalRecord] = {}
-    watcher = await kv.watchall()
-    try:
-        while True:
-            entry = await watcher.updates(timeout=timeout_s)
-            if entry is None:  # the marker: everything stored has been delivered
-                break
-            if entry.operation is not None:  # a delete or purge
-                found.pop(entry.key, None)
-                continue
-            created = entry.created if isinstance(entry.created, datetime) else None
-            rec = _record(entry.key, entry.value or b"", created, entry.revision or 0)
-            if rec is not None:
-                found[entry.key] = rec
-    finally:
-        with contextlib.suppress(Exception):
-            await watcher.stop()
+    for key, stored in (await bucket_entries(kv)).items():  # a complete copy of the journal
+        rec = _record(key, stored.data or b"", stored.ts, stored.seq)
+        if rec is not None:
+            found[key] = rec
     return found
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 from tradebus_common.events import OrderApproved, Side
+from tradebus_common.mirror import bucket_entries
 
 _ZERO = Decimal(0)
 
@@ -45,16 +45,9 @@ class OpenOrderBook:
         self.orders: dict[str, OpenOrder] = {}
 
     async def load(self) -> None:
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return
-        for key in keys:
-            try:
-                entry = await self.kv.get(key)
-            except KeyNotFoundError:
-                continue
-            order = _dec.decode(entry.value or b"{}")
+        """Every open order of the bucket, from a complete copy of it."""
+        for found in (await bucket_entries(self.kv)).values():
+            order = _dec.decode(found.data or b"{}")
             self.orders[order.client_order_id] = order
 
     async def add(self, approved: OrderApproved, price: Decimal) -> None:

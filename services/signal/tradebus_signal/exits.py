@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import msgspec
-from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from tradebus_common import subjects
@@ -37,6 +37,7 @@ from tradebus_common.events import (
     Side,
 )
 from tradebus_common.ids import derive_id
+from tradebus_common.mirror import bucket_entries
 
 log = logging.getLogger("tradebus.signal.exits")
 HUNDRED = Decimal(100)
@@ -236,10 +237,7 @@ class ExitStore:
         """Keys of the exit sets on this symbol: a cache, re-listed every few seconds so
         sets written by another replica are seen too."""
         if time.monotonic() - self._keys_at > KEYS_REFRESH_S:
-            try:
-                self._keys = set(await self.kv.keys())
-            except NoKeysError:
-                self._keys = set()
+            self._keys = set(await bucket_entries(self.kv))
             self._keys_at = time.monotonic()
         suffix = f".{subjects.kv_token(venue)}.{subjects.kv_token(symbol)}"
         return [k for k in self._keys if k.endswith(suffix)]

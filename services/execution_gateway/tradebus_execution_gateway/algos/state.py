@@ -10,12 +10,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from tradebus_common.codec import decoder_for
 from tradebus_common.errors import TransientError
 from tradebus_common.events import AlgoStatus, OrderApproved, OrderType
+from tradebus_common.mirror import bucket_entries
 
 from ..quality import TimedFill
 
@@ -101,12 +102,9 @@ class AlgoStore:
         self.revisions[cid] = rev
 
     async def all(self) -> list[AlgoState]:
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return []
+        """Every algo parent, from a complete copy of the bucket (then read with its revision)."""
         states = []
-        for key in keys:
+        for key in sorted(await bucket_entries(self.kv)):
             if key.startswith(PREFIX) and (state := await self.get(key[len(PREFIX) :])):
                 states.append(state)
         return states

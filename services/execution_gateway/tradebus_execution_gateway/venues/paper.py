@@ -30,7 +30,7 @@ from tradebus_common.events import (
     Side,
     VenueTradeView,
 )
-from tradebus_common.mirror import StreamMirror
+from tradebus_common.mirror import StreamMirror, bucket_entries
 
 from . import matching
 from .base import VenueFill, VenueOrder, VenueOrderStatus
@@ -73,17 +73,10 @@ class PaperVenue:
         """Rebuild positions and the resting book from the stored orders (after a restart),
         from a complete copy of the bucket (KeyValue.keys() can come back short under load),
         and start the copy of the newest market tick per symbol."""
-        stored = StreamMirror.of_bucket(
-            self.bus.js, subjects.BUCKET_PAPER_VENUE, self.bus.reconnects
-        )
-        await stored.start()
-        try:
-            prefix = f"$KV.{subjects.BUCKET_PAPER_VENUE}.{subjects.token(self.name)}.order."
-            for key, found in sorted(stored.values().items()):
-                if key.startswith(prefix) and found.data:
-                    self._track(None, _order_decoder.decode(found.data))
-        finally:
-            await stored.stop()
+        prefix = f"{subjects.token(self.name)}.order."
+        for key, found in sorted((await bucket_entries(self.kv)).items()):
+            if key.startswith(prefix) and found.data:
+                self._track(None, _order_decoder.decode(found.data))
         await self.market.start()
 
     async def close(self) -> None:
