@@ -10,7 +10,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
 from tradebus_common import subjects
@@ -41,6 +40,7 @@ from tradebus_common.events import (
     VenueLatencyObserved,
 )
 from tradebus_common.ids import derive_id
+from tradebus_common.mirror import bucket_entries
 
 from .correlation import ReturnSeries, most_correlated, open_directions
 from .handlers import cancel_all, state_alert, transition
@@ -370,16 +370,16 @@ class HeartbeatWatch:
 
 
 async def newest_heartbeat(health: KeyValue, service: str) -> float | None:
+    """The newest heartbeat time of any instance of `service`, from a complete copy of the
+    bucket: a short read here would look like a lost heartbeat and halt trading."""
     prefix = subjects.token(service) + "."
-    try:
-        keys = [k for k in await health.keys() if k.startswith(prefix)]
-    except NoKeysError:
-        return None
     newest: float | None = None
-    for key in keys:
+    for key, found in (await bucket_entries(health)).items():
+        if not key.startswith(prefix):
+            continue
         try:
-            beat = decode((await health.get(key)).value or b"", Heartbeat)
-        except (PermanentError, Exception):
+            beat = decode(found.data or b"", Heartbeat)
+        except PermanentError:
             continue
         ts = beat.ts.timestamp()
         newest = ts if newest is None else max(newest, ts)
