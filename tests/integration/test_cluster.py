@@ -126,13 +126,20 @@ async def test_r3_streams_survive_the_leader_killed_under_load(
 
 
 async def read_msg_ids(nc, count: int) -> set[str]:  # noqa: ANN001
-    sub = await nc.jetstream().subscribe(subjects.FILL_ALL, ordered_consumer=True)
+    """Every stored message's id, read by sequence from the new leader (a direct read: an
+    ephemeral consumer placed just after a failover can stall for its own election)."""
+    js = nc.jetstream()
+    info = await js.stream_info(subjects.STREAM_TRADING)
     ids = []
-    try:
-        while len(ids) < count:
-            msg = await sub.next_msg(timeout=10)
-            ids.append(msg.headers[MSG_ID])
-    finally:
-        await sub.unsubscribe()
-    assert len(ids) == len(set(ids))
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        for attempt in range(20):
+            try:
+                msg = await js.get_msg(subjects.STREAM_TRADING, seq)
+                break
+            except (nats.errors.Error, TimeoutError):
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.25)  # the stream's leader is settling; read again
+        ids.append(msg.headers[MSG_ID])
+    assert len(ids) == count and len(ids) == len(set(ids))
     return set(ids)

@@ -41,7 +41,8 @@ JS_READ = [
 # `$JS.API.CONSUMER.CREATE.<stream>` makes an ephemeral (ordered) consumer: KV keys/watch,
 # mirrors, `tradebus tail`. Caution: the server accepts a consumer NAME in that request and
 # then updates an existing durable of that name, so on TRADING/MARKET it is granted only to
-# identities that need it (risk-gate's mirrors, the reconciler's audit, operator, observer).
+# identities that need it (risk-gate's mirrors, the paper venue's tick mirror in the gateway,
+# the reconciler's audit, operator, observer).
 # KV streams hold no durables: every service may open ephemeral consumers there.
 ANY_EPHEMERAL = "$JS.API.CONSUMER.CREATE.*"
 
@@ -113,6 +114,7 @@ SERVICES: dict[str, ServiceGrant] = {
     ),
     "execution-gateway": ServiceGrant(
         durables=["execution-gateway", "execution-gateway-md"],
+        ephemeral_on=[s.STREAM_MARKET],  # the paper venue's last-tick mirror
         # execution_state: algo parents, resting-order timers, modify progress (E5, E7)
         kv_writes=[
             s.BUCKET_ORDER_JOURNAL,
