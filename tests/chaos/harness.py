@@ -34,25 +34,10 @@ from tradebus_common.errors import PermanentError
 from tradebus_common.mirror import StreamMirror
 from tradebus_common.stack.servers import NatsServer, Postgres, free_port
 
-from ..support.emulator import CREDENTIALS_ENV, BinanceEmulator
+from ..support.emulator import CREDENTIALS_ENV, BinanceEmulator, venue_toml
 from ..support.procs import ServiceProcess, service_env, write_config
 
 CHAOS_CONFIG = """
-[venues.binance]  # the real ccxt client against the local Binance emulator
-kind = "ccxt"
-exchange = "binance"
-sandbox = false
-symbols = ["BTC/USDT"]
-api_key_env = "TB_EMU_KEY"
-secret_env = "TB_EMU_SECRET"
-api_urls = {{ public = "{emu}", private = "{emu}" }}
-timeout_ms = 500
-retry_base_ms = 20
-retry_max_ms = 200
-unknown_grace_s = 0.5
-order_poll_interval_ms = 200
-breaker_open_s = 0.5
-
 [reconciler]
 startup_gate = true  # a restarted gateway closes the gate until the reconciler reruns
 
@@ -89,9 +74,11 @@ class ChaosStack:
         self.nats = NatsServer(self.root / "nats", free_port()).start()
         self.pg = Postgres(Path(os.environ.get("TMPDIR", "/tmp")) / f"tbchaos-{free_port()}")
         self.pg.start()
-        extra = (
-            CHAOS_CONFIG.replace("{emu}", self.emulator.url).replace("{{", "{").replace("}}", "}")
+        # the real ccxt client against the local Binance emulator, as venue "binance"
+        venue = venue_toml(
+            self.emulator, "binance", symbols=["BTC/USDT"], order_poll_interval_ms=200
         )
+        extra = venue + CHAOS_CONFIG
         config = write_config(self.root / "tradebus.toml", extra)
         self.env = {**service_env(self.nats.url, self.pg.dsn, config), **CREDENTIALS_ENV}
         for name in SERVICE_NAMES:
@@ -100,19 +87,27 @@ class ChaosStack:
         await self.gate_clean()
 
     async def gate_clean(self, timeout_s: float = 60) -> None:
-        """An operator starts trading once the startup reconciliation is clean."""
+        """An operator starts trading once the startup reconciliation is clean: wait on the
+        gate key's own updates (a KV watch), with a deadline."""
         nc = await nats.connect(self.url)
         try:
             kv = await nc.jetstream().key_value("control")
-            deadline = time.monotonic() + timeout_s
-            while True:
-                with contextlib.suppress(Exception):
-                    gate = msgspec.json.decode((await kv.get("reconcile.gate")).value or b"{}")
-                    if gate.get("state") in ("CLEAN", "ACCEPTED"):
+            watcher = await kv.watch("reconcile.gate")
+
+            async def opened() -> None:
+                async for entry in watcher:
+                    if entry is None or not entry.value:
+                        continue  # the end of the initial values, or a delete
+                    state = msgspec.json.decode(entry.value).get("state")
+                    if state in ("CLEAN", "ACCEPTED"):
                         return
-                if time.monotonic() > deadline:
-                    raise AssertionError("the startup gate never opened")
-                await asyncio.sleep(0.2)  # polling a KV key for a condition, bounded
+
+            try:
+                await asyncio.wait_for(opened(), timeout_s)
+            except TimeoutError as e:
+                raise AssertionError("the startup gate never opened") from e
+            finally:
+                await watcher.stop()
         finally:
             await nc.close()
 
@@ -149,7 +144,7 @@ class ChaosStack:
         assert proc is not None
         os.kill(proc.pid, signal.SIGSTOP)
         try:
-            await asyncio.sleep(seconds)  # the fault itself lasts this long; not a sync point
+            await asyncio.sleep(seconds)  # ok-sleep: the fault itself lasts this long
         finally:
             os.kill(proc.pid, signal.SIGCONT)
 
@@ -244,7 +239,7 @@ async def _publish_until_acked(js: Any, sid: str, data: bytes) -> None:
             await js.publish("trading.signal.demo", data, headers={"Nats-Msg-Id": sid})
             return
         except Exception:  # server restarting: same id again, the stream dedups
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # ok-sleep: a client's retry backoff
     raise AssertionError(f"signal {sid} never reached the stream")
 
 
@@ -336,14 +331,40 @@ def outcomes_by_signal(record: Record) -> dict[str, list[tuple[float, str, Any]]
     return out
 
 
+class Terminal:
+    """Which signals have reached a terminal outcome, from every TRADING message as the
+    stream delivers it (an ordered consumer from the start): the wait is on the messages."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.waiting = set(ids)
+        self.done = asyncio.Event()
+        if not self.waiting:
+            self.done.set()
+
+    async def on_msg(self, msg: Any) -> None:
+        with contextlib.suppress(PermanentError):
+            event = decode(msg.data)
+            if isinstance(event, (ev.Fill, *TERMINAL)) or type(event).__name__ == "SignalRejected":
+                self.waiting.discard(event.correlation_id)
+                if not self.waiting:
+                    self.done.set()
+
+
 async def wait_all_terminal(url: str, ids: list[str], timeout_s: float) -> Record:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        record = await read_trading(url)
-        done = outcomes_by_signal(record)
-        if all(done.get(i) for i in ids) or time.monotonic() > deadline:
-            return record
-        await asyncio.sleep(0.5)  # polling the durable record for a condition, bounded
+    """Wait until every signal has an outcome on the stream (bounded), then read the record."""
+    nc = await nats.connect(url)
+    try:
+        terminal = Terminal(ids)
+        sub = await nc.jetstream().subscribe(
+            "trading.>", stream="TRADING", cb=terminal.on_msg, ordered_consumer=True,
+            deliver_policy=api.DeliverPolicy.ALL,
+        )  # fmt: skip
+        with contextlib.suppress(TimeoutError):  # verify() names what never arrived
+            await asyncio.wait_for(terminal.done.wait(), timeout_s)
+        await sub.unsubscribe()
+    finally:
+        await nc.close()
+    return await read_trading(url)
 
 
 async def verify(

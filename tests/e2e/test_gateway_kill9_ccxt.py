@@ -16,27 +16,17 @@ from tradebus_common import events as ev
 from tradebus_common.ids import client_order_id
 
 from ..support.bus import collect, publish_event
-from ..support.emulator import CREDENTIALS_ENV, BinanceEmulator
+from ..support.emulator import CREDENTIALS_ENV, BinanceEmulator, venue_toml
 from ..support.procs import ServiceProcess, service_env, write_config
 
 pytestmark = pytest.mark.e2e
 
 
 def ccxt_config(emulator: BinanceEmulator) -> str:
-    return f"""
-[venues.emu]
-kind = "ccxt"
-exchange = "binance"
-sandbox = false
-symbols = ["BTC/USDT"]
-api_key_env = "TB_EMU_KEY"
-secret_env = "TB_EMU_SECRET"
-api_urls = {{ public = "{emulator.url}", private = "{emulator.url}" }}
-timeout_ms = 2000
-unknown_grace_s = 1.0
-order_poll_interval_ms = 200
-retry_base_ms = 50
-"""
+    return venue_toml(
+        emulator, "emu", symbols=["BTC/USDT"], timeout_ms=2000, unknown_grace_s=1.0,
+        order_poll_interval_ms=200, retry_base_ms=50,
+    )  # fmt: skip
 
 
 def approval(n: int) -> ev.OrderApproved:

@@ -70,7 +70,7 @@ async def wait_healthy(nodes: list[NatsServer], timeout_s: float = 60) -> None:
                 async with session.get(url) as resp:
                     if resp.status == 200:
                         return
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # ok-sleep: polling /healthz, which announces nothing
 
     async with aiohttp.ClientSession() as session:
         await asyncio.wait_for(asyncio.gather(*(one(session, n) for n in nodes)), timeout_s)
@@ -83,7 +83,7 @@ async def publish_until_acked(js, subject: str, data: bytes, msg_id: str) -> int
             ack = await js.publish(subject, data, headers={MSG_ID: msg_id}, timeout=2)
             return ack.seq
         except (nats.errors.Error, TimeoutError):  # no leader yet, or reconnecting
-            await asyncio.sleep(0.1)  # backoff while the stream elects a new leader
+            await asyncio.sleep(0.1)  # ok-sleep: retry backoff while a leader is elected
 
 
 async def test_r3_streams_survive_the_leader_killed_under_load(
@@ -139,7 +139,7 @@ async def read_msg_ids(nc, count: int) -> set[str]:  # noqa: ANN001
             except (nats.errors.Error, TimeoutError):
                 if attempt == 19:
                     raise
-                await asyncio.sleep(0.25)  # the stream's leader is settling; read again
+                await asyncio.sleep(0.25)  # ok-sleep: retry backoff while the leader settles
         ids.append(msg.headers[MSG_ID])
     assert len(ids) == count and len(ids) == len(set(ids))
     return set(ids)

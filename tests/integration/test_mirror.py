@@ -29,7 +29,9 @@ async def _eventually(mirror: StreamMirror, key: str, want: bytes | None) -> Non
             found = await mirror.get_key(key)
             if (found.data if found else None) == want:
                 return
-            await asyncio.sleep(0.005)  # polling an in-memory dict, not synchronizing on time
+            await asyncio.sleep(
+                0.005
+            )  # ok-sleep: polling an in-memory copy (deletes notify nothing)
 
     await asyncio.wait_for(seen(), 5)
 

@@ -6,7 +6,6 @@ have their own NATS connection, so the context crosses the server exactly as bet
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,20 +30,41 @@ def spans() -> Any:
     setup_tracing("tests")
     provider = trace.get_tracer_provider()
     assert isinstance(provider, TracerProvider)
-    exporter = InMemorySpanExporter()
+    exporter = SignalingExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield exporter
     exporter.shutdown()  # later tests' spans are dropped, not kept in memory
 
 
-async def wait_until(pred: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll a condition that no event announces (a span ends just after its publish)."""
-    deadline = time.monotonic() + timeout
-    while not (found := pred()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
-    return found
+class SignalingExporter(InMemorySpanExporter):
+    """Keeps the finished spans and announces each one: tests wait on that, not on time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ended = asyncio.Event()
+
+    def export(self, spans: Any) -> Any:
+        result = super().export(spans)
+        self.ended.set()  # spans end on the event loop's thread (SimpleSpanProcessor)
+        return result
+
+
+async def wait_until(
+    spans: SignalingExporter, pred: Callable[[], Any], timeout: float = 10.0
+) -> Any:
+    """Wait for a condition on the finished spans, re-checked as each span ends."""
+
+    async def met() -> Any:
+        while True:
+            spans.ended.clear()
+            if found := pred():
+                return found
+            await spans.ended.wait()
+
+    try:
+        return await asyncio.wait_for(met(), timeout)
+    except TimeoutError as e:
+        raise AssertionError(f"condition not met within {timeout}s") from e
 
 
 def chain(finished: list[Any], leaf: Any) -> list[Any]:
@@ -79,7 +99,7 @@ async def test_one_trace_covers_signal_to_ledger_with_a_span_per_hop(stack, nc, 
          "side": "buy", "quantity": "0.1"},
     )  # fmt: skip
     await positions.wait_for(lambda e: isinstance(e, ev.PositionChanged))
-    leaf = await wait_until(lambda: ledger_fill_span(spans))
+    leaf = await wait_until(spans, lambda: ledger_fill_span(spans))
 
     hops = chain(list(spans.get_finished_spans()), leaf)
     assert [s.attributes["tradebus.service"] for s in hops] == HOPS
@@ -117,7 +137,7 @@ async def test_a_strategy_that_traces_is_the_root_of_the_trace(stack, nc, spans)
     )  # fmt: skip
     await positions.wait_for(lambda e: isinstance(e, ev.PositionChanged))
     trace_id = root.get_span_context().trace_id
-    leaf = await wait_until(lambda: ledger_fill_span(spans, trace_id))
+    leaf = await wait_until(spans, lambda: ledger_fill_span(spans, trace_id))
 
     hops = chain(list(spans.get_finished_spans()), leaf)
     assert hops[0].name == "decide"
@@ -138,11 +158,12 @@ async def test_published_events_carry_the_handler_span_in_their_headers(stack, n
     traceparent = intents.headers[0]["traceparent"]
     _, trace_hex, span_hex, _ = traceparent.split("-")
     handler = await wait_until(
+        spans,
         lambda: [
             s
             for s in spans.get_finished_spans()
             if trace.format_span_id(s.context.span_id) == span_hex
-        ]
+        ],
     )
     assert handler[0].attributes["tradebus.service"] == "signal"
     assert trace.format_trace_id(handler[0].context.trace_id) == trace_hex
@@ -186,7 +207,7 @@ async def test_a_batch_keeps_each_message_in_its_own_trace(stack, nc, spans):
         found = [chain(finished, leaf) for leaf in leaves]
         return found if len(found) == 3 and all(len(c) == 4 for c in found) else None
 
-    found = await wait_until(chains)
+    found = await wait_until(spans, chains)
     assert max(c[-1].attributes.get("tradebus.batch_size", 1) for c in found) > 1
     for hops in found:
         assert [s.attributes["tradebus.service"] for s in hops] == HOPS
@@ -228,6 +249,6 @@ async def test_a_signal_backlog_keeps_each_signal_in_its_own_trace(stack, nc, sp
         }
         return found if len(found) >= 3 else None
 
-    by_signal = await wait_until(signal_spans)
+    by_signal = await wait_until(spans, signal_spans)
     for sid, trace_id in intent_trace.items():
         assert by_signal[sid] == trace_id

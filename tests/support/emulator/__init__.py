@@ -1,5 +1,7 @@
 """A local Binance-spot REST emulator for the ccxt venue tests."""
 
+import json
+
 from .server import BinanceEmulator, Held
 
 __all__ = ["BinanceEmulator", "Held"]
@@ -9,7 +11,27 @@ def venue_config(emulator: BinanceEmulator, **overrides: object):  # noqa: ANN20
     """A [venues.<name>] for kind = "ccxt" pointed at the emulator (real ccxt, real HTTP)."""
     from tradebus_common.config import VenueConfig
 
-    params: dict[str, object] = {
+    return VenueConfig(**_params(emulator, **overrides))  # type: ignore[arg-type]
+
+
+def venue_toml(emulator: BinanceEmulator, name: str, **overrides: object) -> str:
+    """The same venue as a TOML table, for services run as processes."""
+    rows = [f"{key} = {_toml(value)}" for key, value in _params(emulator, **overrides).items()]
+    return "\n".join([f"[venues.{name}]", *rows]) + "\n"
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, str | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _params(emulator: BinanceEmulator, **overrides: object) -> dict[str, object]:
+    return {
         "kind": "ccxt",
         "exchange": "binance",
         "sandbox": False,
@@ -25,7 +47,6 @@ def venue_config(emulator: BinanceEmulator, **overrides: object):  # noqa: ANN20
         "breaker_open_s": 0.5,
         **overrides,
     }
-    return VenueConfig(**params)  # type: ignore[arg-type]
 
 
 CREDENTIALS_ENV = {"TB_EMU_KEY": "emu-key", "TB_EMU_SECRET": "emu-secret"}
