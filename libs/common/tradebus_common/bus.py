@@ -326,14 +326,10 @@ class Bus:
 
     async def last_tick(self, venue: str, symbol: str) -> MarketTick | None:
         """The newest tick on md.<venue>.<symbol>, or None if there is none (or it is unreadable)."""
-        found = await self.last_market(venue, symbol)
-        return found[0] if found else None
-
-    async def last_market(self, venue: str, symbol: str) -> tuple[MarketTick, int] | None:
-        """The newest tick and its MARKET stream sequence (to order it against later ticks)."""
-        return await self.last_event(
+        found = await self.last_event(
             subjects.STREAM_MARKET, subjects.market(venue, symbol), MarketTick
         )
+        return found[0] if found else None
 
     async def last_event(self, stream: str, subject: str, type_: Any) -> tuple[Any, int] | None:
         """The newest message on a subject, decoded, with its stream sequence; None when there

@@ -107,16 +107,8 @@ class IntentHandler:
         self.limits = LimitResolver(config.risk)
 
     async def __call__(self, intent: OrderIntent) -> list[Event]:
-        # Every read is a round trip to the server: do them all at once, not one by one.
-        record, view = await asyncio.gather(self._recorded(intent.id), self.view(intent))
-        if record is not None and record.published:
-            log.info("duplicate intent ignored", extra={"intent_id": intent.id})
-            return []
-        if record is None:
-            gate = await self.recon_gate.denial(intent) if self.recon_gate else None
-            record = OutcomeRecord(outcome=self._decide(intent, view, gate))
-            await self.seen.put(outcome_key(intent.id), msgspec.json.encode(record))
-        await self._publish(record)
+        """One intent: a batch of one (the same record, decision and publish path)."""
+        await self.batch([intent], [None])
         return []
 
     def _decide(
@@ -183,18 +175,6 @@ class IntentHandler:
         for record, _ in out:
             record.published = True
         await asyncio.gather(*(self._write(r) for r, _ in out))
-
-    async def _publish(self, record: OutcomeRecord) -> None:
-        outcome = record.outcome
-        if isinstance(outcome, OrderApproved):  # idempotent: keyed by client order id
-            await asyncio.gather(
-                self.book.add(outcome, outcome.reference_price or Decimal(0)),
-                self.bus.publish(outcome),
-            )
-        else:
-            await self.bus.publish(outcome)
-        record.published = True
-        await self.seen.put(outcome_key(outcome.intent_id), msgspec.json.encode(record))
 
     async def _recorded(self, intent_id: str) -> OutcomeRecord | None:
         try:
