@@ -99,6 +99,11 @@ class StreamMirror:
         """A write this process made (seq: the revision the server returned)."""
         self._apply(self._key_subject(key), data, seq)
 
+    async def current(self) -> dict[str, Mirrored]:
+        """Every live subject's newest message, from a complete, current copy."""
+        await self._ensure_current()
+        return self.values()
+
     def values(self) -> dict[str, Mirrored]:
         return {k: v for k, v in self._values.items() if v.data is not None}
 

@@ -10,8 +10,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from nats.js.kv import KeyValue
-
 from tradebus_common import subjects
 from tradebus_common.bus import Bus, raise_if_cancelling
 from tradebus_common.codec import decode
@@ -40,7 +38,7 @@ from tradebus_common.events import (
     VenueLatencyObserved,
 )
 from tradebus_common.ids import derive_id
-from tradebus_common.mirror import bucket_entries
+from tradebus_common.mirror import Mirrored, StreamMirror
 
 from .correlation import ReturnSeries, most_correlated, open_directions
 from .handlers import cancel_all, state_alert, transition
@@ -331,6 +329,8 @@ class HeartbeatWatch:
         self.wall = wall
         self.started_s = wall()
         self.correlation = correlation
+        # The health bucket, kept current by a watch: no copy of it taken every round.
+        self.health = StreamMirror.of_bucket(bus.js, subjects.BUCKET_HEALTH, bus.reconnects)
 
     async def run(self) -> None:
         while True:
@@ -345,9 +345,9 @@ class HeartbeatWatch:
         events: list[Event] = []
         lost: set[str] = set()
         if self.cfg.heartbeat_services:
-            health = await self.bus.kv(subjects.BUCKET_HEALTH)
+            beats = await self.health.current()
             for service in self.cfg.heartbeat_services:
-                newest = await newest_heartbeat(health, service)
+                newest = newest_heartbeat(beats, service)
                 if heartbeat_lost(
                     newest, self.started_s, self.wall(), self.cfg.heartbeat_timeout_s
                 ):
@@ -369,12 +369,13 @@ class HeartbeatWatch:
         )
 
 
-async def newest_heartbeat(health: KeyValue, service: str) -> float | None:
+def newest_heartbeat(beats: dict[str, Mirrored], service: str) -> float | None:
     """The newest heartbeat time of any instance of `service`, from a complete copy of the
-    bucket: a short read here would look like a lost heartbeat and halt trading."""
-    prefix = subjects.token(service) + "."
+    health bucket (subject -> value): a short read would look like a lost heartbeat and halt
+    trading. A beat that expired from the bucket stays here with its old time: still lost."""
+    prefix = f"$KV.{subjects.BUCKET_HEALTH}.{subjects.token(service)}."
     newest: float | None = None
-    for key, found in (await bucket_entries(health)).items():
+    for key, found in beats.items():
         if not key.startswith(prefix):
             continue
         try:
